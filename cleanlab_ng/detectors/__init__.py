@@ -1,0 +1,59 @@
+"""The detector registry: a name for every detector, and what training each one reads.
+
+A detector is a module with a pure ``detect(record, **options) -> DetectorResult`` and a
+``REQUIRES`` tuple naming the record stages it reads; adding one is one module and one line
+in :data:`DETECTORS`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+from ..errors import ConfigError
+from ..train.record import TrainingRecord
+from . import bmm, late_stopping
+from ._result import DetectorResult
+
+Detector = Callable[..., DetectorResult]
+
+DETECTORS: dict[str, Detector] = {
+    "bmm": bmm.detect,
+    "late_stopping": late_stopping.detect,
+}
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "bmm": bmm.REQUIRES,
+    "late_stopping": late_stopping.REQUIRES,
+}
+
+__all__ = ["DETECTORS", "DetectorResult", "get_detector", "parse_detectors", "run_detector"]
+
+
+def get_detector(name: str | Detector) -> Detector:
+    """The detector called ``name``; a callable is passed through unchanged."""
+    if callable(name):
+        return name
+    if name in DETECTORS:
+        return DETECTORS[name]
+    known = ", ".join(sorted(DETECTORS))
+    close = difflib.get_close_matches(name, DETECTORS, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else "."
+    raise ConfigError(f"unknown detector '{name}'{hint} Known: {known}.")
+
+
+def parse_detectors(spec: str | list[str] | None) -> list[str]:
+    """Detector names from ``"bmm,late_stopping"`` or a list; None means all registered."""
+    if spec is None:
+        return list(DETECTORS)
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    names = [n for n in names if n]
+    if not names:
+        raise ConfigError("no detector selected. Pass at least one name, e.g. --detectors bmm.")
+    for n in names:
+        get_detector(n)
+    return list(dict.fromkeys(names))
+
+
+def run_detector(name: str, record: TrainingRecord, **options) -> DetectorResult:
+    """Run the named detector on ``record``."""
+    return get_detector(name)(record, **options)

@@ -1,0 +1,126 @@
+"""Late Stopping: first-time k-epoch learning (FkL) -- Yuan, Feng, Liu, ICCV 2023.
+
+Flags:      the samples that are last to be predicted as their given label for k
+            consecutive epochs.
+Signal:     mislabeled examples take longer to be fitted consistently than clean ones,
+            even clean-but-hard ones.
+Fails when: whole classes are learned late (they are removed disproportionately), or the
+            run memorises so fast that every sample meets FkL in the first epochs.
+Reference:  tmllab/2023_ICCV_LateStopping @dc460a1f, main_cifar10_noise_ratio=20.py
+            L430-478 (FkL), the round loop; detectors.md §3.
+
+Two modes. *Single run* (default, no extra training): FkL with k = 2 counted from the
+first epoch of the proxy run up to its ``read_epoch``; the paper's 7-epoch warm-up is not
+applied because a head on frozen features memorises within that many epochs (findings.md
+§2: FkL falls to chance with it). *Multi-round* (when the record has the ``rounds`` stage):
+the paper's iterated procedure, the head re-initialised every round and the latest learners
+removed. Samples never learned tie in FkL; our choice is to break the tie by the mean
+probability of the given label over the same epochs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from ..train.record import TrainingRecord
+from ._result import DetectorResult
+
+REQUIRES = ("dynamics", "oof")
+
+
+def detect(record: TrainingRecord, *, k: int = 2) -> DetectorResult:
+    """Rank samples by how late they are first learned for ``k`` consecutive epochs.
+
+    Parameters
+    ----------
+    record : TrainingRecord
+        Reads ``record.dynamics.pred`` and ``p_given`` up to ``read_epoch``; the
+        ``rounds`` stage when present; ``record.oof.noise_count`` for the flag.
+    k : int, default=2
+        Consecutive epochs (single-run mode); detectors.md §3 picks 2 as the compromise
+        between jittery k = 1 and slow k = 3.
+
+    Returns
+    -------
+    DetectorResult
+        Single run: score = rank percentile of (FkL, then lower confidence), higher = more
+        likely mislabeled; flag = the ``noise_count`` latest learners. Multi-round: score =
+        (R - r + 1) / R for a sample removed in round r, and below 1 / (2R) for kept ones;
+        flag = removed in any round.
+
+    References
+    ----------
+    .. [1] S. Yuan, L. Feng, T. Liu. "Late Stopping: Avoiding Confidently Learning from
+       Mislabeled Examples." ICCV 2023.
+    """
+    dyn = record.require("dynamics", "late_stopping")
+    window = slice(0, dyn.read_epoch + 1)
+    ok = dyn.pred[window] == record.labels[None, :]
+    fkl = first_k_epoch_learning(ok, k)
+    confidence = dyn.p_given[window].mean(axis=0)
+    if record.rounds is not None:
+        return _multi_round(record, fkl)
+    n = record.n_samples
+    score = late_learner_rank(fkl, confidence)
+    n_flag = record.require("oof", "late_stopping").noise_count
+    flag = np.zeros(n, dtype=bool)
+    flag[np.argsort(-score, kind="stable")[:n_flag]] = True
+    return DetectorResult(
+        "late_stopping", score=score, flag=flag,
+        evidence={"fkl_epoch": np.where(np.isfinite(fkl), fkl, -1).astype(np.int64)},
+        diagnostics={"mode": "single_run", "k": k, "epochs": int(dyn.read_epoch + 1),
+                     "never_learned": int((~np.isfinite(fkl)).sum())},
+    )
+
+
+def first_k_epoch_learning(ok: np.ndarray, k: int) -> np.ndarray:
+    """First epoch ending a run of ``k`` consecutive correct predictions (inf if none).
+
+    Parameters
+    ----------
+    ok : ndarray of bool, shape (n_epochs, n_samples)
+        Whether each epoch predicted the given label.
+    k : int
+
+    Returns
+    -------
+    ndarray of float, shape (n_samples,)
+
+    Examples
+    --------
+    >>> ok = np.array([[1, 0, 1], [1, 1, 0], [0, 1, 1]], dtype=bool)
+    >>> first_k_epoch_learning(ok, 2)
+    array([ 1.,  2., inf])
+    """
+    run = np.zeros(ok.shape[1], dtype=np.int64)
+    fkl = np.full(ok.shape[1], np.inf)
+    for epoch, row in enumerate(ok):
+        run = np.where(row, run + 1, 0)
+        fkl = np.where((run >= k) & np.isinf(fkl), epoch, fkl)
+    return fkl
+
+
+def late_learner_rank(fkl: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """Rank percentile in (0, 1] by FkL, ties broken by lower confidence (latest = 1)."""
+    order = np.lexsort((-confidence, fkl))
+    rank = np.empty(len(fkl))
+    rank[order] = np.arange(1, len(fkl) + 1)
+    return rank / len(fkl)
+
+
+def _multi_round(record: TrainingRecord, fkl: np.ndarray) -> DetectorResult:
+    rounds = record.rounds
+    R = rounds.n_rounds
+    removed = rounds.removed_in > 0
+    kept_rank = stats.rankdata(np.where(np.isfinite(rounds.last_fkl), rounds.last_fkl,
+                                        np.nanmax(np.where(np.isfinite(rounds.last_fkl),
+                                                           rounds.last_fkl, 0)) + 1))
+    kept_rank = kept_rank / len(kept_rank)
+    score = np.where(removed, (R - rounds.removed_in + 1) / R, kept_rank / (2 * R))
+    return DetectorResult(
+        "late_stopping", score=score, flag=removed,
+        evidence={"removed_in_round": rounds.removed_in.astype(np.int64),
+                  "fkl_epoch": np.where(np.isfinite(fkl), fkl, -1).astype(np.int64)},
+        diagnostics={"mode": "multi_round", "rounds": R, "keep_ratio": rounds.keep_ratio},
+    )

@@ -1,0 +1,162 @@
+"""Write the report, the summary and the cleaned dataset into OUT_DIR.
+
+Every file is written to a temporary name in its final folder and renamed into place, so an
+interrupted run never leaves a half-written report. A marker folder (``.cleanlab-ng/``)
+holds a manifest of every file the tool wrote: an OUT holding an earlier run's outputs is
+updated in place, and the tool only ever deletes files listed there.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import Dataset
+from .errors import ConfigError
+
+MARKER = ".cleanlab-ng"
+EXPORT_MODES = ("hardlink", "copy", "none")
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def prepare_out(out: Path, source: Path, *, overwrite: bool) -> Path:
+    """Check that OUT may be written and create it with its marker; return the marker folder.
+
+    OUT may not be, or lie inside, the input; an existing OUT must be empty, an earlier
+    run's output (it holds the marker), or ``overwrite`` must be set.
+    """
+    out = out.resolve()
+    root = source if source.is_dir() else source.parent
+    if out == root or root in out.parents:
+        raise ConfigError(f"{out}: the output folder lies inside the input {root}. "
+                          "Choose an --out outside the dataset.")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder. Choose another --out.")
+    marker = out / MARKER
+    if out.is_dir() and not marker.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out}: folder is not empty and was not written by cleanlab-ng. "
+                          "Choose an empty --out, or pass --overwrite to write there anyway.")
+    marker.mkdir(parents=True, exist_ok=True)
+    return marker
+
+
+class Manifest:
+    """The set of files (relative to OUT) that the tool wrote there."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.path = out / MARKER / "manifest.json"
+        self.files: set[str] = set()
+        if self.path.is_file():
+            self.files = set(json.loads(self.path.read_text())["files"])
+
+    def add(self, path: Path) -> None:
+        self.files.add(path.relative_to(self.out).as_posix())
+
+    def remove_under(self, folder: Path) -> None:
+        """Delete the files we wrote under ``folder``; anything else there is left alone."""
+        prefix = folder.relative_to(self.out).as_posix() + "/"
+        for rel in sorted(f for f in self.files if f.startswith(prefix)):
+            (self.out / rel).unlink(missing_ok=True)
+            self.files.discard(rel)
+        for d in sorted(folder.rglob("*"), reverse=True) if folder.is_dir() else []:
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+
+    def save(self) -> None:
+        text = json.dumps({"files": sorted(self.files)}, indent=1)
+        atomic_write(self.path, lambda p: Path(p).write_text(text))
+
+
+def write_outputs(out: Path, report: pd.DataFrame, summary: dict, manifest: Manifest) -> None:
+    """``report.parquet``, ``report.csv``, ``flagged.csv`` and ``summary.json``."""
+    flagged = report[report["is_noisy"]].sort_values("noise_score", ascending=False,
+                                                       kind="stable")
+    writers = {
+        "report.parquet": lambda p: report.to_parquet(p, index=False),
+        "report.csv": lambda p: report.to_csv(p, index=False),
+        "flagged.csv": lambda p: flagged.to_csv(p, index=False),
+        "summary.json": lambda p: Path(p).write_text(json.dumps(summary, indent=2) + "\n"),
+    }
+    for name, write in writers.items():
+        atomic_write(out / name, write)
+        manifest.add(out / name)
+
+
+def export_cleaned(
+    dataset: Dataset, keep: np.ndarray, out: Path, manifest: Manifest, *, mode: str = "hardlink"
+) -> int:
+    """Write ``out/cleaned``: the dataset in its own layout, only the rows in ``keep``.
+
+    Image files are hard-linked (copied across devices, or with ``mode="copy"``); tables,
+    labels files and ``.npy`` matrices keep their format, columns and row order.
+    Returns the number of samples kept.
+    """
+    if mode not in EXPORT_MODES:
+        raise ConfigError(f"unknown export mode '{mode}'. Use one of: {', '.join(EXPORT_MODES)}.")
+    target = out / "cleaned"
+    manifest.remove_under(target)
+    if mode == "none":
+        return 0
+    target.mkdir(exist_ok=True)
+    if dataset.image_paths is not None:
+        for path, sample_id in zip(np.asarray(dataset.image_paths, dtype=object)[keep],
+                                   dataset.sample_ids[keep]):
+            dest = target / sample_id
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(path, dest, mode)
+            manifest.add(dest)
+    for role, path in dataset.files.items():
+        dest = target / path.name
+        if role == "embeddings":
+            atomic_write(dest, lambda p: np.save(p, np.load(path)[keep]))
+        else:
+            frame = dataset.table.iloc[np.flatnonzero(keep)]
+            atomic_write(dest, lambda p: _write_table(frame, p, path.suffix))
+        manifest.add(dest)
+    return int(keep.sum())
+
+
+def _write_table(frame: pd.DataFrame, path: str, suffix: str) -> None:
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+
+
+def _link_or_copy(src: Path, dest: Path, mode: str) -> None:
+    dest.unlink(missing_ok=True)
+    if mode == "hardlink":
+        try:
+            os.link(src, dest)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+    shutil.copy2(src, dest)

@@ -1,0 +1,120 @@
+"""Combine the detectors' results into one noise score and one decision per sample.
+
+The detectors' scores are calibrated differently (posteriors, rank percentiles, null CDFs:
+detectors.md §7.3), so they are merged on ranks, never on raw values. The number flagged is
+one estimate of how many labels are wrong, the same number the summary reports. The
+out-of-fold probabilities feed ``predicted_label`` / ``suggested_label`` only: they are not
+a detector, so the merged result is never confident learning under another name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .detectors import DetectorResult
+from .errors import ConfigError
+
+MERGE_RULES = ("rank_mean", "vote")
+ISSUES = ("clean", "mislabeled", "out_of_distribution", "unreadable")
+
+
+def rank_normalise(score: np.ndarray) -> np.ndarray:
+    """Average ranks scaled to (0, 1]: the top score gets 1, ties share their mean rank."""
+    return stats.rankdata(score) / len(score)
+
+
+def merge_scores(
+    results: list[DetectorResult], *, n_flag: int, rule: str = "rank_mean"
+) -> tuple[np.ndarray, np.ndarray]:
+    """One noise score in [0, 1] (higher = more likely mislabeled) and one flag per sample.
+
+    Parameters
+    ----------
+    results : list of DetectorResult
+        At least one, all over the same samples.
+    n_flag : int
+        How many samples to flag (the estimated number of wrong labels).
+    rule : {"rank_mean", "vote"}, default="rank_mean"
+        ``rank_mean``: mean of the rank-normalised scores, the ``n_flag`` highest flagged.
+        ``vote``: a sample is flagged when more than half of the detectors flag it (each by
+        its own rule); the score is the share of votes, ties broken by the rank mean.
+
+    Returns
+    -------
+    noise_score : ndarray of float, shape (n_samples,)
+    is_noisy : ndarray of bool, shape (n_samples,)
+    """
+    if rule not in MERGE_RULES:
+        raise ConfigError(f"unknown merge rule '{rule}'. Use one of: {', '.join(MERGE_RULES)}.")
+    ranks = np.mean([rank_normalise(r.score) for r in results], axis=0)
+    if rule == "vote":
+        votes = np.mean([r.flag for r in results], axis=0)
+        # the rank mean only reorders samples with the same share of votes
+        score = (votes * len(results) + ranks) / (len(results) + 1)
+        return score, votes > 0.5
+    flag = np.zeros(len(ranks), dtype=bool)
+    flag[np.argsort(-ranks, kind="stable")[:n_flag]] = True
+    return ranks, flag
+
+
+def build_report(
+    sample_ids: np.ndarray,
+    labels: np.ndarray,
+    class_names: list,
+    readable: np.ndarray,
+    oof_proba: np.ndarray,
+    results: list[DetectorResult],
+    *,
+    n_flag: int,
+    rule: str = "rank_mean",
+) -> pd.DataFrame:
+    """The per-sample report: one row per sample, readable or not.
+
+    ``oof_proba`` and the results cover the readable samples only; unreadable rows get
+    ``issue = "unreadable"``, no scores, and are never ``is_noisy``.
+    """
+    n = len(sample_ids)
+    names = np.asarray(class_names, dtype=object)
+    score, flag = merge_scores(results, n_flag=n_flag, rule=rule)
+    predicted = np.asarray(labels).copy()
+    predicted[readable] = oof_proba.argmax(axis=1)
+
+    noise_score = np.full(n, np.nan)
+    noise_score[readable] = score
+    is_noisy = np.zeros(n, dtype=bool)
+    is_noisy[readable] = flag
+    issue = np.where(readable, np.where(is_noisy, "mislabeled", "clean"), "unreadable")
+    frame = pd.DataFrame({
+        "sample_id": sample_ids,
+        "given_label": names[labels],
+        "predicted_label": np.where(readable, names[predicted], None),
+        "suggested_label": names[np.where(is_noisy, predicted, labels)],
+        "noise_score": noise_score,
+        "is_noisy": is_noisy,
+        "issue": pd.Categorical(issue, categories=ISSUES),
+    })
+    for r in results:
+        frame[f"{r.name}_score"] = _spread(r.score, readable, np.nan)
+        frame[f"{r.name}_flag"] = _spread(r.flag, readable, False)
+        for key, value in r.evidence.items():
+            fill = np.nan if np.issubdtype(np.asarray(value).dtype, np.floating) else -1
+            frame[f"{r.name}_{key}"] = _spread(value, readable, fill)
+    return _restore_label_dtypes(frame, class_names)
+
+
+def _spread(values: np.ndarray, readable: np.ndarray, fill) -> np.ndarray:
+    values = np.asarray(values)
+    out = np.full(len(readable), fill, dtype=np.result_type(values.dtype, type(fill)))
+    out[readable] = values
+    return out
+
+
+def _restore_label_dtypes(frame: pd.DataFrame, class_names: list) -> pd.DataFrame:
+    # class names are kept as given: integer labels stay integers in every output
+    if all(isinstance(c, (int, np.integer)) for c in class_names):
+        for col in ("given_label", "suggested_label"):
+            frame[col] = frame[col].astype(np.int64)
+        frame["predicted_label"] = frame["predicted_label"].astype("Int64")
+    return frame

@@ -1,0 +1,293 @@
+"""``clean()``: load, encode, train, detect, merge, export -- the stages in order."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from . import __version__
+from .data import content_hash, load_dataset
+from .detectors import REQUIRES, parse_detectors, run_detector
+from .errors import ConfigError
+from .export import Manifest, export_cleaned, prepare_out, write_outputs
+from .features import encode
+from .merge import build_report
+from .train.proxy import train_dynamics, train_out_of_fold, train_rounds
+from .train.record import TrainingRecord, load_stage, save_stage
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, eq=False)
+class CleanResult:
+    """What :func:`clean` returns: the report, the summary and where they were written."""
+
+    report: pd.DataFrame
+    summary: dict
+    out: Path
+
+
+def clean(
+    dataset: str | Path,
+    out: str | Path,
+    *,
+    labels: str | Path | None = None,
+    label_column: str = "label",
+    path_column: str = "path",
+    id_column: str | None = None,
+    detectors: str | list[str] | None = None,
+    merge: str = "rank_mean",
+    noise_rate: float | None = None,
+    backbone: str | None = None,
+    weights: str | Path | None = None,
+    image_size: int = 224,
+    cache_dir: str | Path | None = None,
+    head: str = "linear",
+    epochs: int = 40,
+    folds: int = 5,
+    late_stopping_rounds: int = 0,
+    device: str = "auto",
+    seed: int = 0,
+    threads: int | None = None,
+    export: str = "hardlink",
+    overwrite: bool = False,
+    on_progress: Progress | None = None,
+) -> CleanResult:
+    """Find the mislabeled samples of a dataset and write a report and a cleaned copy.
+
+    Parameters
+    ----------
+    dataset : str or Path
+        Dataset folder or table file (see :func:`cleanlab_ng.load_dataset`).
+    out : str or Path
+        Output folder; must not lie inside the dataset.
+    labels, label_column, path_column, id_column
+        Passed to :func:`cleanlab_ng.load_dataset`.
+    detectors : str or list of str, default=None
+        Names (``"bmm,late_stopping"``); None runs every registered detector.
+    merge : {"rank_mean", "vote"}, default="rank_mean"
+    noise_rate : float, default=None
+        Flag this fraction of samples instead of the estimated number of wrong labels.
+    backbone, weights, image_size, cache_dir
+        Image features (see :func:`cleanlab_ng.features.encode`); ``cache_dir`` defaults to
+        ``OUT/.cleanlab-ng/cache``.
+    head : {"linear", "mlp"}, default="linear"
+        Proxy head of the full-data run.
+    epochs : int, default=40
+        Epochs of the full-data proxy run.
+    folds : int, default=5
+        Folds of the out-of-fold heads.
+    late_stopping_rounds : int, default=0
+        Rounds of multi-round Late Stopping; 0 uses the single-run FkL score.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+    seed : int, default=0
+    threads : int, default=None
+        torch threads; default the cores available to this process.
+    export : {"hardlink", "copy", "none"}, default="hardlink"
+    overwrite : bool, default=False
+        Allow writing into a non-empty OUT that holds no earlier run (nothing is deleted).
+    on_progress : callable, default=None
+        ``on_progress(stage, done, total)``.
+
+    Returns
+    -------
+    CleanResult
+    """
+    _validate(epochs=epochs, folds=folds, late_stopping_rounds=late_stopping_rounds,
+              noise_rate=noise_rate, head=head, image_size=image_size, merge=merge,
+              export=export)
+    names = parse_detectors(detectors)
+    torch_device = _resolve_device(device)
+    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+    progress = on_progress or (lambda stage, done, total: None)
+    timings: dict[str, float] = {}
+
+    with _timed(timings, "load"):
+        data = load_dataset(dataset, labels=labels, label_column=label_column,
+                            path_column=path_column, id_column=id_column)
+        marker = prepare_out(Path(out), data.source, overwrite=overwrite)
+        out = marker.parent
+        input_hash = content_hash(data)
+    with _timed(timings, "encode"):
+        features = encode(
+            data, backbone=backbone, weights=weights, image_size=image_size,
+            device=str(torch_device), cache_dir=Path(cache_dir or marker / "cache"),
+            input_hash=input_hash, on_progress=lambda d, t: progress("encode", d, t),
+        )
+    readable = features.readable
+    y = data.labels[readable]
+    n_classes = data.n_classes
+    present = np.unique(y)
+    if len(present) < 2:
+        raise ConfigError(f"{data.source}: fewer than two classes among the readable samples. "
+                          "Label noise needs at least two classes.")
+    X = torch.as_tensor(features.Z[readable], device=torch_device)
+    key = {"input": input_hash, "features": features.kind, "image_size": image_size,
+           "seed": seed, "folds": folds, "device": torch_device.type, "version": __version__,
+           "label_column": label_column}
+    record_dir = marker / "record"
+    needed = {s for n in names for s in REQUIRES[n]} | {"oof"}
+    if late_stopping_rounds and "late_stopping" in names:
+        needed.add("rounds")
+
+    stages = {}
+    oof_key = dict(key)
+    stages["oof"] = load_stage(record_dir, "oof", oof_key)
+    if stages["oof"] is None:
+        with _timed(timings, "train_oof"):
+            progress("train_oof", 0, 1)
+            stages["oof"] = train_out_of_fold(X, y, n_classes=n_classes, n_folds=folds,
+                                              seed=seed)
+            save_stage(record_dir, "oof", stages["oof"], oof_key)
+            progress("train_oof", 1, 1)
+    oof = stages["oof"]
+    est_rate = oof.noise_count / len(y)
+    if "dynamics" in needed:
+        dyn_key = dict(key, epochs=epochs, head=head)
+        stages["dynamics"] = load_stage(record_dir, "dynamics", dyn_key)
+        if stages["dynamics"] is None:
+            with _timed(timings, "train_dynamics"):
+                stages["dynamics"] = train_dynamics(
+                    X, y, n_classes=n_classes, l2=oof.l2, noise_rate=est_rate, epochs=epochs,
+                    head=head, seed=seed,
+                    on_epoch=lambda d, t: progress("train_dynamics", d, t))
+                save_stage(record_dir, "dynamics", stages["dynamics"], dyn_key)
+    if "rounds" in needed:
+        rounds_key = dict(key, head=head, rounds=late_stopping_rounds)
+        stages["rounds"] = load_stage(record_dir, "rounds", rounds_key)
+        if stages["rounds"] is None:
+            with _timed(timings, "train_rounds"):
+                stages["rounds"] = train_rounds(
+                    X, y, n_classes=n_classes, l2=oof.l2, noise_rate=est_rate,
+                    n_rounds=late_stopping_rounds, head=head, seed=seed,
+                    on_round=lambda d, t: progress("train_rounds", d, t))
+                save_stage(record_dir, "rounds", stages["rounds"], rounds_key)
+    record = TrainingRecord(labels=y, n_classes=n_classes, **stages)
+
+    with _timed(timings, "detect"):
+        results = []
+        for i, name in enumerate(names):
+            results.append(run_detector(name, record))
+            progress("detect", i + 1, len(names))
+    n_flag = round(noise_rate * len(y)) if noise_rate is not None else oof.noise_count
+    with _timed(timings, "merge"):
+        report = build_report(data.sample_ids, data.labels, data.class_names, readable,
+                              oof.proba, results, n_flag=n_flag, rule=merge)
+    with _timed(timings, "export"):
+        manifest = Manifest(out)
+        keep = ~(report["is_noisy"].to_numpy() | ~readable)
+        n_kept = export_cleaned(data, keep, out, manifest, mode=export)
+        summary = _summary(data, features, record, results, report, timings, seed=seed,
+                           input_hash=input_hash, names=names, merge=merge, n_kept=n_kept,
+                           export=export, device=torch_device.type)
+        write_outputs(out, report, summary, manifest)
+        manifest.save()
+    summary["seconds"]["export"] = timings["export"]
+    return CleanResult(report=report, summary=summary, out=out)
+
+
+def _summary(data, features, record, results, report, timings, **info) -> dict:
+    oof, dyn = record.oof, record.dynamics
+    readable = features.readable
+    is_noisy = report["is_noisy"].to_numpy()
+    per_class = {}
+    for c, name in enumerate(data.class_names):
+        rows = data.labels == c
+        per_class[str(name)] = {"n": int(rows.sum()), "flagged": int(is_noisy[rows].sum()),
+                                "flagged_rate": round(float(is_noisy[rows].mean()), 4)}
+    agreement = {}
+    for a, b in combinations(results, 2):
+        agreement[f"{a.name}|{b.name}"] = {
+            "flag_agreement": round(float((a.flag == b.flag).mean()), 4),
+            "score_spearman": round(float(stats.spearmanr(a.score, b.score)[0]), 4),
+        }
+    oof_acc = float((oof.proba.argmax(1) == record.labels).mean())
+    return {
+        "version": __version__,
+        "input": str(data.source),
+        "input_hash": info["input_hash"],
+        "layout": data.layout,
+        "n": int(data.n_samples),
+        "n_readable": int(readable.sum()),
+        "unreadable": int((~readable).sum()),
+        "n_classes": int(data.n_classes),
+        "flagged": int(is_noisy.sum()),
+        "noise_count_estimate": int(oof.noise_count),
+        "estimated_noise_rate": round(oof.noise_count / int(readable.sum()), 4),
+        "issues": {k: int(v) for k, v in report["issue"].value_counts(sort=False).items()},
+        "per_class": per_class,
+        "proxy": {
+            "features": features.kind,
+            "features_reason": features.reason,
+            "n_imputed": int(features.n_imputed),
+            "oof_accuracy": round(oof_acc, 4),
+            "l2": oof.l2,
+            "folds": int(oof.folds.max()) + 1,
+            "epochs": int(dyn.n_epochs) if dyn else None,
+            "read_epoch": int(dyn.read_epoch) if dyn else None,
+            "memorization_epoch": int(dyn.memorization_epoch) if dyn else None,
+            "device": info["device"],
+        },
+        "detectors": {r.name: {"flagged": int(r.flag.sum()), **r.diagnostics} for r in results},
+        "agreement": agreement,
+        "merge": info["merge"],
+        "export": info["export"],
+        "kept": info["n_kept"],
+        "seed": info["seed"],
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+def _validate(*, epochs, folds, late_stopping_rounds, noise_rate, head, image_size, merge,
+              export) -> None:
+    from .export import EXPORT_MODES
+    from .merge import MERGE_RULES
+
+    checks = [
+        ("epochs", epochs, isinstance(epochs, int) and epochs >= 2, "an int >= 2"),
+        ("folds", folds, isinstance(folds, int) and folds >= 2, "an int >= 2"),
+        ("late_stopping_rounds", late_stopping_rounds,
+         isinstance(late_stopping_rounds, int) and late_stopping_rounds >= 0, "an int >= 0"),
+        ("noise_rate", noise_rate, noise_rate is None or 0 <= noise_rate < 1,
+         "a float in [0, 1)"),
+        ("head", head, head in ("linear", "mlp"), "'linear' or 'mlp'"),
+        ("image_size", image_size, isinstance(image_size, int) and image_size >= 8,
+         "an int >= 8"),
+        ("merge", merge, merge in MERGE_RULES, "one of " + ", ".join(MERGE_RULES)),
+        ("export", export, export in EXPORT_MODES, "one of " + ", ".join(EXPORT_MODES)),
+    ]
+    for name, value, ok, what in checks:
+        if not ok:
+            raise ConfigError(f"'{name}' must be {what}, got {value!r}.")
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available. "
+                          "Use --device cpu or auto.")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"'device' must be 'auto', 'cpu' or 'cuda', got {device!r}.")
+    return torch.device(device)
+
+
+@contextmanager
+def _timed(timings: dict, stage: str):
+    start = time.perf_counter()
+    yield
+    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+    log.debug("%s: %.2f s", stage, timings[stage])

@@ -1,0 +1,128 @@
+"""The :class:`TrainingRecord`: everything the detectors read, and how it is saved.
+
+A record is built in stages (``detectors.md`` §7), each trained only when a selected
+detector needs it and the saved record lacks it:
+
+* ``oof``      -- K-fold out-of-fold probabilities from linear heads, the L2 strength chosen
+  by their log-loss on the given labels, and the estimated number of wrong labels.
+* ``dynamics`` -- one full-data proxy run: per epoch and per sample loss, prediction,
+  probability of the given label, margin and entropy; probability snapshots; the epoch at
+  which the head starts to memorise.
+* ``rounds``   -- multi-round Late Stopping: the round at which each sample was removed.
+
+Each stage is saved as its own ``.npz`` beside a JSON key of the settings that produced it,
+so a second run reuses whatever still matches.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from ..export import atomic_write
+
+STAGES = ("oof", "dynamics", "rounds")
+
+
+@dataclass(frozen=True, eq=False)
+class OutOfFold:
+    """Stage ``oof``: cross-fitted linear heads on the features."""
+
+    proba: np.ndarray  # (N, C) out-of-fold probabilities at the chosen L2
+    folds: np.ndarray  # (N,) fold of every sample
+    l2_grid: np.ndarray  # (G,) L2 strengths tried
+    log_loss: np.ndarray  # (G,) out-of-fold log-loss on the given labels, per strength
+    l2: float  # the chosen strength
+    noise_count: int  # estimated number of wrong labels
+
+
+@dataclass(frozen=True, eq=False)
+class Dynamics:
+    """Stage ``dynamics``: the full-data proxy run, one eval-mode pass per epoch."""
+
+    loss: np.ndarray  # (E, N) cross-entropy on the given label
+    pred: np.ndarray  # (E, N) argmax prediction
+    p_given: np.ndarray  # (E, N) probability of the given label
+    margin: np.ndarray  # (E, N) logit of the given label minus the largest other logit
+    entropy: np.ndarray  # (E, N) entropy of the predicted distribution
+    train_accuracy: np.ndarray  # (E,) accuracy on the given labels
+    snapshot_epochs: np.ndarray  # (3,) epochs t0, t1 and read_epoch
+    snapshots: np.ndarray  # (3, N, C) probabilities at those epochs
+    memorization_epoch: int  # first epoch that fits more than 1 - noise rate; -1 if none
+    read_epoch: int  # last epoch before memorisation (or the end of the constant-LR phase)
+
+    @property
+    def n_epochs(self) -> int:
+        return self.loss.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class Rounds:
+    """Stage ``rounds``: multi-round Late Stopping (``detectors.md`` §3)."""
+
+    removed_in: np.ndarray  # (N,) round (1..n_rounds) a sample was removed in; 0 = kept
+    last_fkl: np.ndarray  # (N,) FkL epoch in the last round a sample took part in (inf = never)
+    n_rounds: int
+    keep_ratio: float
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingRecord:
+    """What the proxy training recorded, for the samples that could be encoded.
+
+    Attributes
+    ----------
+    labels : ndarray of shape (n_samples,)
+        Given labels (class indices).
+    n_classes : int
+    oof, dynamics, rounds : stage dataclasses or None
+        None when the stage was not trained.
+    """
+
+    labels: np.ndarray
+    n_classes: int
+    oof: OutOfFold | None = None
+    dynamics: Dynamics | None = None
+    rounds: Rounds | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.labels)
+
+    def require(self, stage: str, detector: str):
+        """The stage, or a clear error when a detector is called without it."""
+        value = getattr(self, stage)
+        if value is None:
+            raise ValueError(f"detector '{detector}' needs the '{stage}' training stage, "
+                             "which this record lacks")
+        return value
+
+
+def save_stage(folder: Path, stage: str, value, key: dict) -> None:
+    """Write one stage atomically: arrays to ``<stage>.npz``, scalars and key to JSON."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {f.name: getattr(value, f.name) for f in fields(value)
+              if isinstance(getattr(value, f.name), np.ndarray)}
+    scalars = {f.name: getattr(value, f.name) for f in fields(value) if f.name not in arrays}
+    atomic_write(folder / f"{stage}.npz", lambda p: np.savez(p, **arrays))
+    meta = json.dumps({"key": key, "scalars": scalars}, sort_keys=True, default=float)
+    atomic_write(folder / f"{stage}.json", lambda p: Path(p).write_text(meta))
+
+
+def load_stage(folder: Path, stage: str, key: dict):
+    """The saved stage if its key matches ``key`` exactly, else None."""
+    meta_path, data_path = folder / f"{stage}.json", folder / f"{stage}.npz"
+    if not (meta_path.is_file() and data_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta["key"] != json.loads(json.dumps(key, sort_keys=True, default=float)):
+        return None
+    cls = {"oof": OutOfFold, "dynamics": Dynamics, "rounds": Rounds}[stage]
+    with np.load(data_path) as data:
+        arrays = {name: data[name] for name in data.files}
+    return cls(**arrays, **meta["scalars"])
+
+

@@ -1,0 +1,72 @@
+"""Terminal output: rich progress bars and the closing table, all on stderr."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+STAGE_LABELS = {
+    "encode": "encode images",
+    "train_oof": "train out-of-fold heads",
+    "train_dynamics": "train proxy run",
+    "train_rounds": "train late-stopping rounds",
+    "detect": "run detectors",
+}
+
+
+class ProgressView:
+    """A ``(stage, done, total)`` callback that drives one rich Progress, a task per stage.
+
+    A bar is shown only once its stage has run for more than a second, so quick stages
+    don't flicker.
+    """
+
+    def __init__(self, console: Console):
+        self.progress = Progress(
+            TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(), console=console, transient=True,
+        )
+        self.tasks: dict[str, int] = {}
+        self.started: dict[str, float] = {}
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        self.started.setdefault(stage, now)
+        if stage not in self.tasks:
+            if now - self.started[stage] < 1 and done < total:
+                return
+            self.tasks[stage] = self.progress.add_task(STAGE_LABELS.get(stage, stage),
+                                                       total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+
+def summary_table(summary: dict, out: str) -> Table:
+    """The closing table: what was found, by whom, and where it was written."""
+    table = Table(title=f"cleanlab-ng · {summary['n']} samples · {out}", title_justify="left")
+    table.add_column("")
+    table.add_column("flagged", justify="right")
+    table.add_column("notes")
+    proxy = summary["proxy"]
+    table.add_row(
+        "merged", str(summary["flagged"]),
+        f"estimated noise rate {summary['estimated_noise_rate']:.1%} · "
+        f"proxy out-of-fold accuracy {proxy['oof_accuracy']:.1%} ({proxy['features']})",
+    )
+    for name, info in summary["detectors"].items():
+        notes = " · ".join(f"{k} {v}" for k, v in info.items() if k != "flagged")
+        table.add_row(name, str(info["flagged"]), notes)
+    if summary["unreadable"]:
+        table.add_row("unreadable", str(summary["unreadable"]), "skipped, listed in the report")
+    seconds = " · ".join(f"{k} {v:.1f}s" for k, v in summary["seconds"].items())
+    table.caption = f"kept {summary['kept']} in cleaned/ · {seconds}"
+    return table

@@ -5,8 +5,8 @@
 * images: the pooled embedding of a pretrained timm backbone when its weights are available
   offline, else raw downscaled pixels -- the choice and its reason are logged and returned.
 
-Every column is then standardised. Image embeddings are cached on disk, keyed by the content
-hash of the images, the backbone, its weights and the resolution, so a second run never
+Every column is then standardised. Features are cached on disk, keyed by the content hash
+of the input, the backbone, its weights and the resolution, so a second run never
 re-encodes.
 """
 
@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import Dataset
+from .data import Dataset, content_hash
 from .errors import DatasetError
+from .export import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class Features:
         Why this kind was chosen, for the log and the summary.
     n_imputed : int
         Missing table values that were filled in.
+    cached : bool
+        Whether they were read from the on-disk cache.
     """
 
     Z: np.ndarray
@@ -55,6 +58,7 @@ class Features:
     kind: str
     reason: str
     n_imputed: int = 0
+    cached: bool = False
 
 
 def encode(
@@ -68,7 +72,7 @@ def encode(
     input_hash: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Features:
-    """Encode ``dataset`` into standardised features.
+    """Encode ``dataset`` into standardised features, through the on-disk cache.
 
     Parameters
     ----------
@@ -82,7 +86,8 @@ def encode(
         Side of the square the images are resized to before the backbone.
     device : str, default="cpu"
     cache_dir : Path, default=None
-        Where image embeddings are cached; None disables the cache.
+        Where features are cached, keyed by the input's content hash, the backbone, its
+        weights and the resolution; None disables the cache.
     input_hash : str, default=None
         The dataset's content hash (computed when needed and not given).
     on_progress : callable, default=None
@@ -91,53 +96,55 @@ def encode(
     Returns
     -------
     Features
+        ``cached`` tells whether they were read from the cache.
     """
-    if dataset.layout == "table":
-        Z, n_imputed = _table_matrix(dataset.features)
-        return Features(_standardise(Z), np.ones(len(Z), bool), "table",
-                        "table columns, standardised", n_imputed)
-    if dataset.layout == "embeddings":
-        Z = np.asarray(dataset.features, dtype=np.float32)
-        return Features(_standardise(Z), np.ones(len(Z), bool), "embeddings",
-                        "precomputed embeddings, standardised")
-    return _encode_images(dataset, backbone, weights, image_size, device, cache_dir,
-                          input_hash, on_progress)
+    spec, reason, kind = None, "", dataset.layout
+    if dataset.image_paths is not None:
+        from . import backbones  # torch and timm load only when images need them
 
-
-def _encode_images(dataset, backbone, weights, image_size, device, cache_dir, input_hash,
-                   on_progress) -> Features:
-    from . import backbones  # torch and timm load only when images need them
-
-    spec, reason = backbones.resolve_backbone(backbone, weights)
-    kind = f"timm:{spec.name}" if spec else "pixels"
-    log.info("image features: %s", reason)
+        spec, reason = backbones.resolve_backbone(backbone, weights)
+        kind = f"timm:{spec.name}" if spec else "pixels"
+        log.info("image features: %s", reason)
     cache_file = None
     if cache_dir is not None:
-        from .data import content_hash
-
         key = {
             "input": input_hash or content_hash(dataset),
             "kind": kind,
             "weights": _file_hash(spec.weights) if spec and spec.weights else None,
-            "image_size": image_size,
+            "image_size": image_size if dataset.image_paths is not None else None,
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-        cache_file = Path(cache_dir) / f"embeddings-{digest}.npz"
+        cache_file = Path(cache_dir) / f"features-{digest}.npz"
         if cache_file.is_file():
             with np.load(cache_file) as cached:
-                log.info("image features: reused %s", cache_file)
-                return Features(cached["Z"], cached["readable"], kind, reason + " (cached)")
+                return Features(cached["Z"], cached["readable"], kind,
+                                str(cached["reason"]), int(cached["n_imputed"]), cached=True)
+    features = _compute(dataset, spec, reason, kind, image_size, device, on_progress)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache_file, lambda p: np.savez(
+            p, Z=features.Z, readable=features.readable, reason=features.reason,
+            n_imputed=features.n_imputed))
+    return features
+
+
+def _compute(dataset, spec, reason, kind, image_size, device, on_progress) -> Features:
+    if dataset.layout == "table":
+        Z, n_imputed = _table_matrix(dataset.features)
+        return Features(_standardise(Z), np.ones(len(Z), bool), kind,
+                        "table columns, standardised", n_imputed)
+    if dataset.layout == "embeddings":
+        Z = np.asarray(dataset.features, dtype=np.float32)
+        return Features(_standardise(Z), np.ones(len(Z), bool), kind,
+                        "precomputed embeddings, standardised")
+    from . import backbones
+
     Z, readable = backbones.embed_images(dataset.image_paths, spec, image_size=image_size,
                                          device=device, on_progress=on_progress)
     if not readable.any():
         raise DatasetError(f"{dataset.source}: none of the {len(readable)} images could be "
                            "decoded. Check that the files are images.")
     Z = np.where(readable[:, None], _standardise(Z, rows=readable), 0).astype(np.float32)
-    if cache_file is not None:
-        from .export import atomic_write
-
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(cache_file, lambda p: np.savez(p, Z=Z, readable=readable))
     return Features(Z, readable, kind, reason)
 
 

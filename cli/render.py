@@ -33,11 +33,11 @@ class ProgressView:
         self.started: dict[str, float] = {}
 
     def __enter__(self):
-        self.progress.__enter__()
         return self
 
     def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
+        if self.tasks:  # started lazily: a run with no slow stage draws nothing at all
+            self.progress.stop()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         now = time.monotonic()
@@ -45,6 +45,8 @@ class ProgressView:
         if stage not in self.tasks:
             if now - self.started[stage] < 1 and done < total:
                 return
+            if not self.tasks:
+                self.progress.start()
             self.tasks[stage] = self.progress.add_task(STAGE_LABELS.get(stage, stage),
                                                        total=total)
         self.progress.update(self.tasks[stage], completed=done, total=total)

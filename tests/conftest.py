@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ.setdefault(var, "2")
+    os.environ.setdefault(var, "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 N_SAMPLES = 600
 NOISE = 0.2

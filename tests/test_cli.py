@@ -1,0 +1,189 @@
+"""End to end through the command line, on real files written from scikit-learn's digits."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+from cli.main import cli
+
+from .conftest import tree_hash
+
+FAST = ["--epochs", "6", "--threads", "1"]
+REPORT_COLUMNS = ["sample_id", "given_label", "predicted_label", "suggested_label",
+                  "noise_score", "is_noisy", "issue", "bmm_score", "bmm_flag", "bmm_loss",
+                  "late_stopping_score", "late_stopping_flag", "late_stopping_fkl_epoch"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def _auroc(report: pd.DataFrame, flipped_ids) -> float:
+    truth = report["sample_id"].isin(set(flipped_ids))
+    return roc_auc_score(truth, report["noise_score"])
+
+
+def test_csv_table_end_to_end(tmp_path, csv_table):
+    path, frame, flipped = csv_table
+    before = tree_hash(path.parent)
+    out = tmp_path / "out"
+    result = invoke("clean", path, "--out", out, "--id-column", "id", *FAST)
+    assert result.exit_code == 0, result.output
+    assert tree_hash(path.parent) == before
+    report = pd.read_parquet(out / "report.parquet")
+    assert set(REPORT_COLUMNS) <= set(report.columns)
+    assert list(report["sample_id"]) == list(frame["id"])
+    assert report["given_label"].dtype == np.int64  # integer labels stay integers
+    assert _auroc(report, frame["id"][flipped]) > 0.9
+    flagged = pd.read_csv(out / "flagged.csv")
+    assert flagged["noise_score"].is_monotonic_decreasing
+    assert len(flagged) == report["is_noisy"].sum()
+    cleaned = pd.read_csv(out / "cleaned" / "digits.csv")
+    assert list(cleaned.columns) == list(frame.columns)
+    assert list(cleaned["id"]) == list(frame["id"][~report["is_noisy"].to_numpy()])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n"] == 600 and summary["flagged"] == report["is_noisy"].sum()
+    assert set(summary["detectors"]) == {"bmm", "late_stopping"}
+
+
+def test_parquet_table_and_npy_embeddings(tmp_path, digits):
+    X, _, given, flipped = digits
+    src = tmp_path / "pq"
+    src.mkdir()
+    frame = pd.DataFrame(X[:, :32], columns=[f"f{i}" for i in range(32)])
+    frame["label"] = [f"digit{g}" for g in given]
+    frame.to_parquet(src / "d.parquet")
+    result = invoke("clean", src, "--out", tmp_path / "out1", *FAST)
+    assert result.exit_code == 0, result.output
+    report = pd.read_parquet(tmp_path / "out1" / "report.parquet")
+    assert report["given_label"].iloc[0] == f"digit{given[0]}"
+    assert (tmp_path / "out1" / "cleaned" / "d.parquet").is_file()
+
+    emb = tmp_path / "emb"
+    emb.mkdir()
+    np.save(emb / "vectors.npy", X.astype(np.float32))
+    pd.DataFrame({"label": given}).to_csv(emb / "labels.csv", index=False)
+    before = tree_hash(emb)
+    result = invoke("clean", emb, "--out", tmp_path / "out2", *FAST)
+    assert result.exit_code == 0, result.output
+    assert tree_hash(emb) == before
+    report = pd.read_parquet(tmp_path / "out2" / "report.parquet")
+    kept = np.load(tmp_path / "out2" / "cleaned" / "vectors.npy")
+    assert len(kept) == (~report["is_noisy"]).sum() == len(
+        pd.read_csv(tmp_path / "out2" / "cleaned" / "labels.csv"))
+    assert _auroc(report, report["sample_id"][flipped]) > 0.9
+
+
+def test_image_folder_with_an_unreadable_file(tmp_path, image_folder):
+    root, ids, flipped = image_folder
+    (root / "c3" / "broken.png").write_bytes(b"not an image")
+    before = tree_hash(root)
+    out = tmp_path / "out"
+    result = invoke("clean", root, "--out", out, "--image-size", "32", *FAST)
+    assert result.exit_code == 0, result.output
+    assert tree_hash(root) == before
+    report = pd.read_csv(out / "report.csv")
+    broken = report[report["sample_id"] == "c3/broken.png"].iloc[0]
+    assert broken["issue"] == "unreadable" and not broken["is_noisy"]
+    assert json.loads((out / "summary.json").read_text())["unreadable"] == 1
+    kept = sorted(p.relative_to(out / "cleaned").as_posix()
+                  for p in (out / "cleaned").rglob("*.png"))
+    expected = sorted(report.loc[report["issue"] == "clean", "sample_id"])
+    assert kept == expected
+    assert (out / "cleaned" / kept[0]).stat().st_ino == (root / kept[0]).stat().st_ino
+    assert _auroc(report.dropna(subset=["noise_score"]), ids[flipped]) > 0.75
+
+
+def test_images_with_labels_csv(tmp_path, digits):
+    X, _, given, _ = digits
+    src = tmp_path / "src"
+    (src / "img").mkdir(parents=True)
+    rows = []
+    for i in range(120):
+        Image.fromarray((X[i].reshape(8, 8) * 15).astype(np.uint8)).save(src / "img" / f"{i}.png")
+        rows.append({"path": f"img/{i}.png", "label": int(given[i]), "note": "x"})
+    pd.DataFrame(rows).to_csv(src / "labels.csv", index=False)
+    out = tmp_path / "out"
+    result = invoke("clean", src, "--out", out, "--image-size", "32", "--export", "copy", *FAST)
+    assert result.exit_code == 0, result.output
+    cleaned = pd.read_csv(out / "cleaned" / "labels.csv")
+    assert list(cleaned.columns) == ["path", "label", "note"]
+    assert all((out / "cleaned" / p).is_file() for p in cleaned["path"])
+
+
+def test_same_seed_same_report_and_rerun_reuses_record(tmp_path, csv_table):
+    path, _, _ = csv_table
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert invoke("clean", path, "--out", a, *FAST).exit_code == 0
+    assert invoke("clean", path, "--out", b, *FAST).exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(a / "report.parquet"),
+                                  pd.read_parquet(b / "report.parquet"))
+    result = invoke("clean", path, "--out", a, "--detectors", "bmm", "--json", *FAST)
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout)
+    assert not {"encode", "train_oof", "train_dynamics"} & set(summary["seconds"])
+    assert "late_stopping_score" not in pd.read_parquet(a / "report.parquet").columns
+
+
+def test_json_summary_and_fail_above(tmp_path, csv_table):
+    path, _, _ = csv_table
+    result = invoke("clean", path, "--out", tmp_path / "o", "--json", "--quiet",
+                    "--fail-above", "0.05", *FAST)
+    assert result.exit_code == 3
+    summary = json.loads(result.stdout)
+    assert summary["estimated_noise_rate"] > 0.05
+
+
+def test_overwrite_never_deletes_foreign_files(tmp_path, csv_table):
+    path, _, _ = csv_table
+    out = tmp_path / "out"
+    (out / "cleaned").mkdir(parents=True)
+    (out / "cleaned" / "mine.txt").write_text("keep me")
+    refused = invoke("clean", path, "--out", out, *FAST)
+    assert refused.exit_code == 2
+    assert refused.stderr == (f"error: {out}: folder is not empty and was not written by "
+                              "cleanlab-ng. Choose an empty --out, or pass --overwrite to "
+                              "write there anyway.\n")
+    assert invoke("clean", path, "--out", out, "--overwrite", *FAST).exit_code == 0
+    assert invoke("clean", path, "--out", out, "--export", "none", *FAST).exit_code == 0
+    assert (out / "cleaned" / "mine.txt").read_text() == "keep me"
+    assert not (out / "cleaned" / "digits.csv").exists()
+
+
+@pytest.mark.parametrize("case", ["out_inside", "cuda", "no_labels", "bad_detector"])
+def test_cli_errors_are_one_line_with_exit_2(tmp_path, csv_table, case):
+    path, _, _ = csv_table
+    args = {
+        "out_inside": ["clean", path.parent, "--out", path.parent / "out"],
+        "cuda": ["clean", path, "--out", tmp_path / "o", "--device", "cuda"],
+        "no_labels": ["clean", path, "--out", tmp_path / "o", "--label-column", "y"],
+        "bad_detector": ["clean", path, "--out", tmp_path / "o", "--detectors", "bnm"],
+    }[case]
+    expected = {
+        "out_inside": f"error: {path.parent / 'out'}: the output folder lies inside the input "
+                      f"{path.parent}. Choose an --out outside the dataset.\n",
+        "cuda": "error: --device cuda: no CUDA device is available. Use --device cpu or auto.\n",
+        "no_labels": "error: digits.csv: no column 'y' (columns: id, px0, px1, px2, px3, px4, "
+                     "px5, px6, px7, px8, px9, px10, ...). Pass --label-column label.\n",
+        "bad_detector": None,
+    }[case]
+    if case == "cuda":
+        pytest.importorskip("torch")
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA device is present")
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr
+    if expected:
+        assert result.stderr == expected
+    else:
+        assert result.stderr.endswith("Error: Invalid value for '--detectors': unknown detector "
+                                      "'bnm'; did you mean 'bmm'? Known: bmm, late_stopping.\n")
+    assert not (path.parent / "out").exists()

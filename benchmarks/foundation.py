@@ -97,7 +97,7 @@ def sources() -> dict:
     }
 
 
-def run(seeds: int, image_size: int) -> list[dict]:
+def run(seeds: int, image_size: int, threads: int | None) -> list[dict]:
     from cleanlab.filter import find_label_issues
 
     rows = []
@@ -110,7 +110,8 @@ def run(seeds: int, image_size: int) -> list[dict]:
                 src = write_dataset(kind, work / f"{kind}-{noise}-{seed}", X, images, noisy)
                 out = work / f"out-{kind}-{noise}-{seed}"
                 t0 = time.perf_counter()
-                res = cleanlab_ng.clean(src, out, image_size=image_size, seed=seed)
+                res = cleanlab_ng.clean(src, out, image_size=image_size, seed=seed,
+                                        threads=threads)
                 wall = time.perf_counter() - t0
                 report = res.report
                 ours_truth = truth if kind != "image_folder" else _truth_by_id(report, truth)
@@ -146,15 +147,16 @@ def run(seeds: int, image_size: int) -> list[dict]:
     return rows
 
 
-def reuse_timing(image_size: int) -> dict:
+def reuse_timing(image_size: int, threads: int | None) -> dict:
     """First run with all detectors, then a second into the same OUT with one detector."""
     kind, X, _, y = sources()["MNIST-5k Parquet table"]
     work = Path(tempfile.mkdtemp(prefix="cleanlab-ng-reuse-"))
     src = write_dataset(kind, work / "src", X, None, flip_labels(y, "symmetric", NOISE_RATE, 0))
     t0 = time.perf_counter()
-    first = cleanlab_ng.clean(src, work / "out", image_size=image_size)
+    first = cleanlab_ng.clean(src, work / "out", image_size=image_size, threads=threads)
     t1 = time.perf_counter()
-    second = cleanlab_ng.clean(src, work / "out", detectors="bmm", image_size=image_size)
+    second = cleanlab_ng.clean(src, work / "out", detectors="bmm", image_size=image_size,
+                              threads=threads)
     t2 = time.perf_counter()
     shutil.rmtree(work, ignore_errors=True)
     return {"n": len(y), "first_s": round(t1 - t0, 2), "second_s": round(t2 - t1, 2),
@@ -206,9 +208,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: the cores available)")
     args = parser.parse_args()
-    rows = run(args.seeds, args.image_size)
-    reuse = reuse_timing(args.image_size)
+    rows = run(args.seeds, args.image_size, args.threads)
+    reuse = reuse_timing(args.image_size, args.threads)
     write_results(rows, reuse, "python -m benchmarks.foundation " + " ".join(sys.argv[1:]))
     print((RESULTS / "foundation.md").read_text())
 

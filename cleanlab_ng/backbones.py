@@ -187,7 +187,9 @@ def embed_images(
         model, size, n_features = None, _RAW_SIZE, _RAW_SIZE * _RAW_SIZE * 3
     else:
         model, size = _build_model(backbone.name, backbone.weights, device), image_size
-        n_features = model.num_features
+        # the pooled width with num_classes=0; num_features is the width before any
+        # pre-logits layer (576 vs 1024 for mobilenetv3_small_100)
+        n_features = getattr(model, "head_hidden_size", model.num_features)
         mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1) * 255
         std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1) * 255
     n_samples = len(paths)
@@ -205,8 +207,8 @@ def embed_images(
             if model is None:
                 Z[rows] = batch.reshape(len(rows), -1) / np.float32(255)
             else:
-                # NHWC permuted to NCHW is already channels_last in memory, which is much
-                # faster on CPU (docs/environment.md); no copy needed.
+                # NHWC permuted to NCHW is already channels_last in memory, the model's
+                # layout (docs/environment.md), so no copy is made.
                 x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float()
                 with torch.inference_mode():
                     Z[rows] = model((x - mean) / std).float().cpu().numpy()

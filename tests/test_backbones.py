@@ -9,7 +9,12 @@ import timm
 import torch
 from PIL import Image
 
-from cleanlab_ng.backbones import _build_model, embed_images, resolve_backbone
+from cleanlab_ng.backbones import (
+    _build_model,
+    _rename_lite_keys,
+    embed_images,
+    resolve_backbone,
+)
 from cleanlab_ng.errors import ConfigError
 
 RED = (255, 0, 0)
@@ -91,6 +96,20 @@ def test_default_backbone_is_efficientnet_lite0(lite0):
     assert backbone.name == "tf_efficientnet_lite0"
     assert backbone.weights.name == "efficientnet-lite0-57934424.pth"
     assert backbone.mean == (127 / 255,) * 3 and backbone.std == (128 / 255,) * 3
+
+
+def test_lite_keys_map_one_to_one_onto_timm(lite0):
+    backbone, _ = lite0
+    state = torch.load(backbone.weights, map_location="cpu", weights_only=True)
+    target = timm.create_model("tf_efficientnet_lite0").state_dict()
+    renamed = _rename_lite_keys(state, timm.create_model("tf_efficientnet_lite0"))
+    assert len(renamed) == len(state) == len(target) == 296  # 247 tensors + 49 BN counters
+    assert {k: v.shape for k, v in renamed.items()} == {k: v.shape for k, v in target.items()}
+    torch.testing.assert_close(
+        renamed["blocks.6.0.conv_pwl.weight"], state["_blocks.15._project_conv.weight"]
+    )
+    model = _build_model(backbone.name, backbone.weights, "cpu")
+    torch.testing.assert_close(model.bn2.running_var, state["_bn1.running_var"])
 
 
 def test_efficientnet_features(lite0, images):

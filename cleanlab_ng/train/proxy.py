@@ -81,7 +81,7 @@ def train_dynamics(
     noise_rate: float,
     epochs: int = 40,
     head: str = "linear",
-    lr: float = 1e-3,
+    lr: float = 3e-3,
     seed: int = 0,
     on_epoch: Progress | None = None,
 ) -> Dynamics:
@@ -150,7 +150,7 @@ def train_rounds(
     n_rounds: int = 12,
     max_epochs: int = 30,
     head: str = "linear",
-    lr: float = 1e-3,
+    lr: float = 3e-3,
     seed: int = 0,
     on_round: Progress | None = None,
 ) -> Rounds:

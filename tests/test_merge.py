@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from cleanlab_ng.detectors import DetectorResult
+from cleanlab_ng.errors import ConfigError
+from cleanlab_ng.merge import build_report, merge_scores, rank_normalise
+from cleanlab_ng.noise_count import confident_joint, estimate_noise_count
+
+
+def _result(name, score, flag=None):
+    score = np.asarray(score, dtype=float)
+    flag = score > 0.5 if flag is None else np.asarray(flag)
+    return DetectorResult(name, score=score, flag=flag)
+
+
+def test_rank_mean_flags_the_top_n():
+    a = _result("a", [0.9, 0.1, 0.8, 0.2])
+    b = _result("b", [0.7, 0.2, 0.9, 0.6])
+    score, flag = merge_scores([a, b], n_flag=2)
+    np.testing.assert_allclose(score, [0.875, 0.25, 0.875, 0.5])
+    np.testing.assert_array_equal(flag, [True, False, True, False])
+
+
+def test_vote_needs_a_majority():
+    a = _result("a", [0.9, 0.6, 0.1])
+    b = _result("b", [0.8, 0.2, 0.1])
+    c = _result("c", [0.4, 0.7, 0.1])
+    score, flag = merge_scores([a, b, c], n_flag=0, rule="vote")
+    np.testing.assert_array_equal(flag, [True, True, False])
+    assert score[0] > score[1] > score[2]
+
+
+def test_unknown_rule():
+    with pytest.raises(ConfigError, match="unknown merge rule 'max'. Use one of: rank_mean, vote."):
+        merge_scores([_result("a", [0.1])], n_flag=0, rule="max")
+
+
+def test_rank_normalise_shares_ties():
+    np.testing.assert_allclose(rank_normalise(np.array([0.2, 0.2, 0.9])), [0.5, 0.5, 1.0])
+
+
+def test_report_keeps_unreadable_rows_and_label_types():
+    res = _result("bmm", [0.9, 0.1, 0.2])
+    proba = np.array([[0.2, 0.8], [0.9, 0.1], [0.3, 0.7]])
+    readable = np.array([True, True, False, True])
+    report = build_report(np.array(["a", "b", "c", "d"], dtype=object),
+                          np.array([0, 0, 1, 1]), [10, 20], readable, proba, [res], n_flag=1)
+    assert list(report["issue"]) == ["mislabeled", "clean", "unreadable", "clean"]
+    assert list(report["given_label"]) == [10, 10, 20, 20]
+    assert list(report["suggested_label"]) == [20, 10, 20, 20]
+    assert np.isnan(report.loc[2, "noise_score"]) and not report.loc[2, "is_noisy"]
+    assert report["predicted_label"].isna().tolist() == [False, False, True, False]
+
+
+def test_noise_count_on_a_planted_confident_joint():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 100)
+    proba = np.where(labels[:, None] == [0, 1], 0.9, 0.1)
+    wrong = rng.choice(200, 20, replace=False)
+    proba[wrong] = proba[wrong][:, ::-1]
+    cj = confident_joint(labels, proba)
+    assert cj.sum() == pytest.approx(200) and cj.sum() - np.trace(cj) == pytest.approx(20)
+    assert estimate_noise_count(labels, proba) == 20

@@ -1,0 +1,48 @@
+"""The Python API: clean() on real files, the optional training stages, option checks."""
+
+import numpy as np
+import pytest
+
+import cleanlab_ng
+from cleanlab_ng import ConfigError
+
+
+def test_multi_round_late_stopping_with_mlp_head(tmp_path, csv_table):
+    path, frame, flipped = csv_table
+    result = cleanlab_ng.clean(path, tmp_path / "out", detectors="late_stopping", head="mlp",
+                               epochs=4, late_stopping_rounds=3, threads=1)
+    info = result.summary["detectors"]["late_stopping"]
+    assert info["mode"] == "multi_round" and info["rounds"] == 3
+    removed = result.report["late_stopping_removed_in_round"].to_numpy()
+    assert (removed > 0).sum() == result.report["late_stopping_flag"].sum()
+    # the latest learners are removed first: flipped labels are over-represented
+    assert flipped[removed > 0].mean() > 2 * flipped.mean()
+    assert (tmp_path / "out" / ".cleanlab-ng" / "record" / "rounds.npz").is_file()
+
+
+def test_noise_rate_sets_the_number_flagged(tmp_path, csv_table):
+    path, _, _ = csv_table
+    result = cleanlab_ng.clean(path, tmp_path / "out", noise_rate=0.1, epochs=4, threads=1)
+    assert result.report["is_noisy"].sum() == 60
+    assert result.summary["flagged"] == 60
+
+
+def test_vote_merge(tmp_path, csv_table):
+    path, _, _ = csv_table
+    result = cleanlab_ng.clean(path, tmp_path / "out", merge="vote", epochs=4, threads=1)
+    flags = result.report[["bmm_flag", "late_stopping_flag"]].to_numpy()
+    np.testing.assert_array_equal(result.report["is_noisy"], flags.all(axis=1))
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("epochs", 1, "'epochs' must be an int >= 2, got 1."),
+    ("folds", 1, "'folds' must be an int >= 2, got 1."),
+    ("noise_rate", 1.5, "'noise_rate' must be a float in [0, 1), got 1.5."),
+    ("head", "cnn", "'head' must be 'linear' or 'mlp', got 'cnn'."),
+])
+def test_invalid_options_fail_before_any_work(tmp_path, csv_table, option, value, message):
+    path, _, _ = csv_table
+    with pytest.raises(ConfigError) as info:
+        cleanlab_ng.clean(path, tmp_path / "out", **{option: value})
+    assert str(info.value) == message
+    assert not (tmp_path / "out").exists()

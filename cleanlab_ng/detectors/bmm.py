@@ -10,8 +10,9 @@ Reference:  PaulAlbert31/LabelNoiseCorrection @5e9a73ee, utils.py L79-127 (loss 
 
 Differences from the official code: the loss is read at the record's ``read_epoch`` -- the
 last epoch before the proxy head starts to memorise, not a fixed end of warm-up -- on the
-deterministic features rather than augmented views; the label-switch, invalid-moment,
-collapse and low-loss-side guards of detectors.md §1 are added.
+deterministic features rather than augmented views; the label-switch, invalid-moment and
+collapse guards of detectors.md §1 are added, and the look-up table is made non-decreasing
+everywhere (which covers the low-loss-side guard).
 """
 
 from __future__ import annotations
@@ -109,16 +110,19 @@ def fit_beta_mixture(x: np.ndarray, *, n_iter: int = 10):
 
 
 def lookup_posterior(x: np.ndarray, alpha, beta, weight) -> np.ndarray:
-    """P(noisy | x) through the official 100-bin look-up table, monotone past its peak."""
+    """P(noisy | x) through the official 100-bin look-up table, made non-decreasing in x.
+
+    The official code only flattens the table right of its peak (utils.py L737-740). Our
+    guard also flattens it left of its minimum -- where the clean component dominates most;
+    below it the noisy density can spike again near 0 (detectors.md §1) -- and takes the
+    running maximum in between, so a higher loss never gets a lower noise probability.
+    """
     grid = np.linspace(1e-12, 1 - 1e-12, _N_BINS)
     dens = weight[:, None] * stats.beta.pdf(grid[None, :], alpha[:, None], beta[:, None])
     table = dens[1] / (dens.sum(0) + 1e-12)
-    peak = int(np.argmax(table))
-    table[peak:] = table[peak]
-    if alpha[0] > 1 and alpha[1] < 1 and alpha[0] + beta[0] > 2:
-        # low-loss-side guard: the noisy density can spike again near 0
-        mode = int((alpha[0] - 1) / (alpha[0] + beta[0] - 2) * _N_BINS)
-        table[:mode] = table[min(mode, _N_BINS - 1)]
+    low = int(np.argmin(table))
+    table[:low] = table[low]
+    table[low:] = np.maximum.accumulate(table[low:])
     idx = np.clip(np.floor(_N_BINS * x).astype(int), 0, _N_BINS - 1)
     return table[idx]
 

@@ -14,8 +14,9 @@ first epoch of the proxy run up to its ``read_epoch``; the paper's 7-epoch warm-
 applied because a head on frozen features memorises within that many epochs (findings.md
 §2: FkL falls to chance with it). *Multi-round* (when the record has the ``rounds`` stage):
 the paper's iterated procedure, the head re-initialised every round and the latest learners
-removed. Samples never learned tie in FkL; our choice is to break the tie by the mean
-probability of the given label over the same epochs.
+removed. Samples never learned tie in FkL; our choice is to break the tie by the mean margin
+of the given label over the same epochs (how far from being learned a sample stayed), which
+separates pair-flipped labels better than the probability of the given label does.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def detect(record: TrainingRecord, *, k: int = 2) -> DetectorResult:
     Parameters
     ----------
     record : TrainingRecord
-        Reads ``record.dynamics.pred`` and ``p_given`` up to ``read_epoch``; the
+        Reads ``record.dynamics.pred`` and ``margin`` up to ``read_epoch``; the
         ``rounds`` stage when present; ``record.oof.noise_count`` for the flag.
     k : int, default=2
         Consecutive epochs (single-run mode); detectors.md §3 picks 2 as the compromise
@@ -44,7 +45,7 @@ def detect(record: TrainingRecord, *, k: int = 2) -> DetectorResult:
     Returns
     -------
     DetectorResult
-        Single run: score = rank percentile of (FkL, then lower confidence), higher = more
+        Single run: score = rank percentile of (FkL, then lower margin), higher = more
         likely mislabeled; flag = the ``noise_count`` latest learners. Multi-round: score =
         (R - r + 1) / R for a sample removed in round r, and below 1 / (2R) for kept ones;
         flag = removed in any round.
@@ -58,7 +59,7 @@ def detect(record: TrainingRecord, *, k: int = 2) -> DetectorResult:
     window = slice(0, dyn.read_epoch + 1)
     ok = dyn.pred[window] == record.labels[None, :]
     fkl = first_k_epoch_learning(ok, k)
-    confidence = dyn.p_given[window].mean(axis=0)
+    confidence = dyn.margin[window].mean(axis=0)
     if record.rounds is not None:
         return _multi_round(record, fkl)
     n = record.n_samples

@@ -34,12 +34,12 @@ def test_posterior_matches_scipy_oracle_before_monotonisation():
     np.testing.assert_allclose(got, expected, rtol=1e-9)
 
 
-def test_posterior_is_monotone_past_its_peak():
+@pytest.mark.parametrize("alpha, beta", [([1.5, 3.0], [6.0, 2.0]), ([3.0, 0.6], [5.0, 1.2])])
+def test_posterior_never_decreases_with_the_loss(alpha, beta):
+    # the second pair has a noisy component that spikes again near 0 (detectors.md §1)
     x = np.linspace(0.001, 0.999, 500)
-    post = bmm.lookup_posterior(x, np.array([1.5, 3.0]), np.array([6.0, 2.0]),
-                                np.array([0.8, 0.2]))
-    peak = int(np.argmax(post))
-    assert np.all(np.diff(post[peak:]) >= 0)
+    post = bmm.lookup_posterior(x, np.array(alpha), np.array(beta), np.array([0.8, 0.2]))
+    assert np.all(np.diff(post) >= 0)
 
 
 def test_unit_scale_uses_p5_p95_and_clamps():

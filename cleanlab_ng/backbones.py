@@ -8,6 +8,7 @@ embedded as small raw-pixel vectors instead, and the caller is told why.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import os
@@ -216,6 +217,26 @@ def embed_images(
         if on_progress is not None:
             on_progress(min(start + batch_size, n_samples), n_samples)
     return Z, readable
+
+
+def load_images(paths: list[Path], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode images as one (n_samples, size, size, 3) uint8 array, for end-to-end training.
+
+    Returns the array and the ``readable`` mask; unreadable rows are zeros.
+    """
+    images = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+    readable = np.zeros(len(paths), dtype=bool)
+    for i, path in enumerate(paths):
+        image = _read_rgb(path, size)
+        if image is not None:
+            images[i], readable[i] = image, True
+    return images, readable
+
+
+def trainable_backbone(backbone: Backbone, device: str) -> torch.nn.Module:
+    """A fresh, trainable copy of the pretrained feature extractor (no classifier)."""
+    model = copy.deepcopy(_build_model(backbone.name, backbone.weights, "cpu"))
+    return model.to(device, memory_format=torch.channels_last).train().requires_grad_(True)
 
 
 def _read_rgb(path: Path, size: int) -> np.ndarray | None:

@@ -198,7 +198,8 @@ def _load_image_labels(
                                "Give paths relative to the labels file's folder.")
         full = (base / sample_id).resolve()
         if not full.is_file():
-            raise DatasetError(f"{where}: {sample_id} does not exist. Fix the path or delete the row.")
+            raise DatasetError(f"{where}: {sample_id} does not exist. "
+                               "Fix the path or delete the row.")
         if sample_id in seen:
             raise DatasetError(
                 f"{where}: {sample_id} is listed twice (first at row {seen[sample_id]}). "

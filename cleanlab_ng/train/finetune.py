@@ -1,0 +1,112 @@
+"""``--finetune``: the ``dynamics`` stage from the timm backbone trained end to end.
+
+The cheap proxy is a head on frozen features; this is the expensive one, meant for a GPU:
+the pretrained backbone plus a linear classifier, trained on the images with the given
+labels (SGD with momentum, random crop and flip, constant LR for the first 60 % of the
+epochs then cosine decay), with one eval-mode pass over the deterministic view of every
+image after each epoch -- the same record the head run writes, so every detector reads it
+unchanged. The images are decoded once into memory at ``image_size`` (N x S x S x 3 bytes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..backbones import Backbone, trainable_backbone
+from .proxy import WARMUP_FRACTION, Progress, _lr_factor, _record_epoch, summarise_run
+from .record import Dynamics
+
+
+def finetune_dynamics(
+    images: np.ndarray,
+    labels: np.ndarray,
+    backbone: Backbone,
+    *,
+    n_classes: int,
+    noise_rate: float,
+    epochs: int = 40,
+    batch_size: int = 64,
+    lr: float = 0.01,
+    weight_decay: float = 5e-4,
+    seed: int = 0,
+    device: str = "cpu",
+    on_epoch: Progress | None = None,
+) -> Dynamics:
+    """Fine-tune ``backbone`` with a new linear classifier and record every epoch.
+
+    Parameters
+    ----------
+    images : ndarray of uint8, shape (n_samples, S, S, 3)
+        The readable images, from :func:`cleanlab_ng.backbones.load_images`.
+    labels : ndarray of shape (n_samples,)
+    backbone : Backbone
+    n_classes : int
+    noise_rate : float
+        Estimated share of wrong labels; sets the memorisation test (see
+        :func:`cleanlab_ng.train.proxy.train_dynamics`).
+    epochs, batch_size, lr, weight_decay : training schedule
+        Defaults after the detectors' reference runs (SGD 0.01, momentum 0.9, wd 5e-4:
+        detectors.md §3), with the batch of 64 that fits a 16 GB GPU at 224 px.
+    seed : int, default=0
+    device : str, default="cpu"
+    on_epoch : callable, default=None
+
+    Returns
+    -------
+    Dynamics
+    """
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # timm initialises the new classifier from the global generator
+    features = trainable_backbone(backbone, device)
+    width = getattr(features, "head_hidden_size", features.num_features)
+    model = torch.nn.Sequential(features, torch.nn.Linear(width, n_classes)).to(device)
+    mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1) * 255
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2)  # uint8 NCHW view, on the host
+    y = torch.as_tensor(labels)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    n_warm = max(1, round(WARMUP_FRACTION * epochs))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: _lr_factor(e, n_warm, epochs))
+    n, size = len(labels), images.shape[1]
+    pad = max(1, size // 8)  # the CIFAR recipe's 4 px at 32 px, scaled
+
+    fields = {k: np.empty((epochs, n), dtype=np.float32)
+              for k in ("loss", "p_given", "margin", "entropy")}
+    pred = np.empty((epochs, n), dtype=np.int32)
+    probas = []
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            x = _augment(pixels[idx].to(device).float(), pad, gen)
+            loss = torch.nn.functional.cross_entropy(model((x - mean) / std), y[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sched.step()
+        model.eval()
+        with torch.inference_mode():
+            proba = torch.cat([
+                torch.softmax(model((pixels[s:s + batch_size].to(device).float() - mean) / std),
+                              -1).float().cpu()
+                for s in range(0, n, batch_size)
+            ]).numpy()
+        _record_epoch(proba, labels, epoch, fields, pred)
+        probas.append(proba.astype(np.float16))
+        if on_epoch:
+            on_epoch(epoch + 1, epochs)
+    return summarise_run(fields, pred, probas, labels, noise_rate=noise_rate, n_warm=n_warm)
+
+
+def _augment(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """Random crop after reflection padding, and random horizontal flip, per image."""
+    b, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    flip = torch.rand(b, generator=gen) < 0.5
+    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+    out[flip] = out[flip].flip(-1)
+    return out.contiguous(memory_format=torch.channels_last)

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 from cli.main import cli
 
 from .conftest import tree_hash
+from .test_data import BAD_INPUTS
 
 FAST = ["--epochs", "6", "--threads", "1"]
 REPORT_COLUMNS = ["sample_id", "given_label", "predicted_label", "suggested_label",
@@ -187,3 +188,13 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, csv_table, case):
         assert result.stderr.endswith("Error: Invalid value for '--detectors': unknown detector "
                                       "'bnm'; did you mean 'bmm'? Known: bmm, late_stopping.\n")
     assert not (path.parent / "out").exists()
+
+
+@pytest.mark.parametrize("make, message", BAD_INPUTS, ids=[m.__name__ for m, _ in BAD_INPUTS])
+def test_bad_datasets_exit_2_with_their_one_line_message(tmp_path, make, message):
+    root = tmp_path / "ds"
+    root.mkdir()
+    make(root)
+    result = invoke("clean", root, "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {message.format(root=root)}\n"

@@ -9,6 +9,8 @@ detector needs it and the saved record lacks it:
   probability of the given label, margin and entropy; probability snapshots; the epoch at
   which the head starts to memorise.
 * ``rounds``   -- multi-round Late Stopping: the round at which each sample was removed.
+* ``adaptation`` -- the out-of-fold heads before and after label-free entropy minimisation
+  on their held-out folds (confidence_drop).
 
 Each stage is saved as its own ``.npz`` beside a JSON key of the settings that produced it,
 so a second run reuses whatever still matches.
@@ -24,7 +26,7 @@ import numpy as np
 
 from ..export import atomic_write
 
-STAGES = ("oof", "dynamics", "rounds")
+STAGES = ("oof", "dynamics", "rounds", "adaptation")
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +72,14 @@ class Rounds:
 
 
 @dataclass(frozen=True, eq=False)
+class Adaptation:
+    """Stage ``adaptation``: out-of-fold probabilities before and after adaptation."""
+
+    source: np.ndarray  # (N, C) the fold head that never saw the sample
+    adapted: np.ndarray  # (N, C) the same head after entropy minimisation on its fold
+
+
+@dataclass(frozen=True, eq=False)
 class TrainingRecord:
     """What the proxy training recorded, for the samples that could be encoded.
 
@@ -78,15 +88,19 @@ class TrainingRecord:
     labels : ndarray of shape (n_samples,)
         Given labels (class indices).
     n_classes : int
-    oof, dynamics, rounds : stage dataclasses or None
+    features : ndarray of shape (n_samples, n_features) or None
+        The standardised features the heads trained on (read by linear_separation).
+    oof, dynamics, rounds, adaptation : stage dataclasses or None
         None when the stage was not trained.
     """
 
     labels: np.ndarray
     n_classes: int
+    features: np.ndarray | None = None
     oof: OutOfFold | None = None
     dynamics: Dynamics | None = None
     rounds: Rounds | None = None
+    adaptation: Adaptation | None = None
 
     @property
     def n_samples(self) -> int:
@@ -120,7 +134,8 @@ def load_stage(folder: Path, stage: str, key: dict):
     meta = json.loads(meta_path.read_text())
     if meta["key"] != json.loads(json.dumps(key, sort_keys=True, default=float)):
         return None
-    cls = {"oof": OutOfFold, "dynamics": Dynamics, "rounds": Rounds}[stage]
+    cls = {"oof": OutOfFold, "dynamics": Dynamics, "rounds": Rounds,
+           "adaptation": Adaptation}[stage]
     with np.load(data_path) as data:
         arrays = {name: data[name] for name in data.files}
     return cls(**arrays, **meta["scalars"])

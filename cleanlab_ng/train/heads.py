@@ -1,11 +1,16 @@
-"""Many softmax-linear heads on one feature matrix, trained at once.
+"""Many linear heads on one feature matrix, trained at once: the one place that fits them.
 
 Every cross-fitted model in the tool (the K folds of the out-of-fold run, the grid of L2
-strengths it chooses from) is a multinomial logistic regression on the same features ``Z``
-that differs from the others only in which samples it trains on and how strongly it is
-regularised. Stacking their weights into one ``(n_models, D, C)`` tensor turns M fits into
-one tensor program: each L-BFGS step is a single batched matmul instead of M Python-level
-fits, which is what makes cross-validation cheap enough to repeat.
+strengths it chooses from, the R x K models of repeated cross-validation) is a linear head
+on the same features ``Z`` that differs from the others only in which samples it trains on
+and how strongly it is regularised. Two families:
+
+* softmax heads (:func:`fit_linear_heads`, :func:`cross_fit_softmax`): multinomial logistic
+  regressions with their weights stacked into one ``(n_models, D, C)`` tensor, so each
+  L-BFGS step is a single batched matmul instead of M Python-level fits;
+* ridge heads (:func:`prepare_ridge`, :func:`ridge_cross_fit_scores`): least squares on
+  one-hot labels in closed form, sharing one Gram matrix, so that a repeat of K folds costs
+  about one pass over the samples -- what makes thousands of repeats cheap (ReCoV).
 """
 
 from __future__ import annotations
@@ -140,7 +145,37 @@ def kfold_assignment(
     return folds
 
 
-def out_of_fold_proba(
+def repeated_folds(
+    labels: np.ndarray, n_folds: int, seed: int, repeats: range
+) -> torch.Tensor:
+    """Stratified random fold of every sample in each of the given repeats.
+
+    As in :func:`kfold_assignment`, the samples of each class are shuffled and dealt
+    round-robin, each class starting where the previous one stopped, so the folds' sizes,
+    and each class's share of them, differ by at most one. Repeat ``r`` draws from its own
+    generator, seeded by ``[seed, 2, r]``: the folds of a repeat do not depend on how the
+    repeats are split into blocks, and a longer run extends a shorter one.
+
+    Returns
+    -------
+    Tensor of shape (len(repeats), n_samples), int64
+    """
+    n_samples = len(labels)
+    labels_t = torch.as_tensor(labels)
+    orders = []
+    for r in repeats:
+        gen = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([seed, 2, r]).generate_state(1)[0]))
+        shuffled = torch.randperm(n_samples, generator=gen)
+        # a stable sort by label keeps the shuffled order inside each class
+        orders.append(shuffled[torch.argsort(labels_t[shuffled], stable=True)])
+    order = torch.stack(orders)
+    folds = torch.empty_like(order)
+    dealt = (torch.arange(n_samples) % n_folds).expand_as(order)
+    return folds.scatter_(1, order, dealt)
+
+
+def cross_fit_softmax(
     X: torch.Tensor,
     y: torch.Tensor,
     folds: np.ndarray,
@@ -149,27 +184,150 @@ def out_of_fold_proba(
     n_classes: int,
     max_iter: int = 200,
 ) -> np.ndarray:
-    """Out-of-fold probabilities for every L2 strength in one batched fit.
+    """Held-out probabilities of softmax-linear heads for every repeat and L2 strength at once.
 
-    Trains ``len(l2_grid) * n_folds`` heads at once; sample ``i`` gets the probabilities of
-    the fold model that did not see it.
+    Trains ``len(l2_grid) * n_repeats * n_folds`` heads in one batched fit (chunked by
+    :func:`fit_linear_heads`); sample ``i`` of repeat ``r`` gets the probabilities of the
+    fold model of that repeat that did not see it.
+
+    Parameters
+    ----------
+    X : Tensor of shape (n_samples, n_features)
+    y : Tensor of shape (n_samples,), int64
+    folds : ndarray of shape (n_repeats, n_samples)
+        Fold of every sample in every repeat, 0 .. n_folds - 1.
+    l2_grid : list of float
+    n_classes : int
+    max_iter : int, default=200
 
     Returns
     -------
-    ndarray of shape (len(l2_grid), n_samples, n_classes)
+    ndarray of shape (len(l2_grid), n_repeats, n_samples, n_classes)
     """
+    n_repeats, n_samples = folds.shape
     n_folds = int(folds.max()) + 1
     fold_t = torch.as_tensor(folds, device=X.device)
-    held_out = fold_t[None, :] == torch.arange(n_folds, device=X.device)[:, None]  # (K, N)
+    # (R * K, N): row r * K + k holds out fold k of repeat r
+    held_out = (fold_t[:, None, :] == torch.arange(n_folds, device=X.device)[None, :, None])
+    held_out = held_out.reshape(n_repeats * n_folds, n_samples)
     mask = (~held_out).repeat(len(l2_grid), 1)
-    l2 = torch.tensor(l2_grid, dtype=X.dtype, device=X.device).repeat_interleave(n_folds)
+    l2 = torch.tensor(l2_grid, dtype=X.dtype, device=X.device)
+    l2 = l2.repeat_interleave(n_repeats * n_folds)
     heads = fit_linear_heads(X, y, mask, l2, n_classes=n_classes, max_iter=max_iter)
-    out = np.empty((len(l2_grid), X.shape[0], n_classes), dtype=np.float32)
+    out = np.empty((len(l2_grid), n_repeats, n_samples, n_classes), dtype=np.float32)
     with torch.no_grad():
         for g in range(len(l2_grid)):
-            for k in range(n_folds):
-                m = g * n_folds + k
-                rows = held_out[k]
-                logits = X[rows] @ heads.weight[m] + heads.bias[m]
-                out[g, rows.cpu().numpy()] = torch.softmax(logits, -1).cpu().numpy()
+            for m in range(n_repeats * n_folds):
+                rows = held_out[m]
+                model = g * n_repeats * n_folds + m
+                logits = X[rows] @ heads.weight[model] + heads.bias[model]
+                out[g, m // n_folds, rows.cpu().numpy()] = torch.softmax(logits, -1).cpu().numpy()
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class RidgeCrossFit:
+    """What the ridge heads of every fold split share: features in the eigenbasis of their Gram.
+
+    Model ``(r, k)`` -- repeat ``r`` trained without its fold ``k`` -- regresses the one-hot
+    given labels on the features with an unpenalised intercept, minimising
+    ``mean_i ||x_i W + b - onehot(y_i)||^2 + l2 ||W||^2`` over its training samples. Every
+    model is solved with the same matrix ``A = (K-1)/K (X^T X + l2 N I)``, the Gram matrix
+    that a training set of ``(K-1)/K`` of the samples has in expectation: it uses the
+    held-out features but never their labels, as standardising or a PCA over all samples
+    does. Our choice, for speed: with ``A`` shared, a held-out score
+    ``x_i W_rk = x_i A^-1 X_rk^T Y_rk`` needs no per-model Gram or solve; in the eigenbasis
+    of ``X^T X`` (rotated features ``U = X V``) ``A^-1`` is diagonal, so every L2 strength
+    comes from the same pass, and a repeat costs about one forward pass over the samples.
+    Against the exact per-model Gram it lost 0.1 (synthetic Gaussian) to 0.3 (CIFAR-10N
+    embeddings) points of out-of-fold accuracy, where an exact model would cost an
+    ``N D^2`` Gram per repeat, 30 times more here.
+
+    Attributes
+    ----------
+    rotated : Tensor of shape (n_samples + 1, n_features)
+        The centred features in the eigenbasis of their Gram matrix, ``U = X V``, and a
+        last row of zeros that pads the fold blocks.
+    onehot : Tensor of shape (n_samples + 1, n_classes)
+        The one-hot given labels, and a last row of zeros.
+    eigenvalues : Tensor of shape (n_features,), float64
+        Of ``X^T X``.
+    """
+
+    rotated: torch.Tensor
+    onehot: torch.Tensor
+    eigenvalues: torch.Tensor
+
+
+def prepare_ridge(X: torch.Tensor, y: torch.Tensor, *, n_classes: int) -> RidgeCrossFit:
+    """Centre ``X`` and rotate it into the eigenbasis of its Gram matrix, once for all models."""
+    centred = X.double() - X.double().mean(0)
+    # float64: collinear table columns give X^T X eigenvalues down to ~1e-10 of the largest
+    eigenvalues, vectors = torch.linalg.eigh(centred.T @ centred)
+    rotated = torch.cat([centred @ vectors, centred.new_zeros(1, X.shape[1])]).to(X.dtype)
+    onehot = torch.nn.functional.one_hot(y, n_classes).to(X.dtype)
+    onehot = torch.cat([onehot, onehot.new_zeros(1, n_classes)])
+    return RidgeCrossFit(rotated, onehot, eigenvalues.clamp(min=0))
+
+
+def ridge_cross_fit_scores(
+    fit: RidgeCrossFit, folds: torch.Tensor, l2_grid: list[float]
+) -> torch.Tensor:
+    """Held-out ridge scores of every sample in every repeat, for every L2 strength.
+
+    Parameters
+    ----------
+    fit : RidgeCrossFit
+    folds : Tensor of shape (n_repeats, n_samples), int64
+        Fold of every sample in every repeat, 0 .. n_folds - 1.
+    l2_grid : list of float
+
+    Returns
+    -------
+    Tensor of shape (len(l2_grid), n_repeats, n_classes, n_samples)
+        ``x_i W_rk + b_rk`` for the model ``(r, k)`` that holds sample ``i`` out. Class-major:
+        reductions over the classes of each sample (softmax, max) are then vectorised over
+        the samples, 10-20x faster on CPU than over a last axis of 10.
+    """
+    n_repeats, n_samples = folds.shape
+    n_folds, C, G = int(folds.max()) + 1, fit.onehot.shape[1], len(l2_grid)
+    dtype, device = fit.rotated.dtype, folds.device
+    n_train = (n_folds - 1) / n_folds * n_samples
+    # A^-1 in the eigenbasis, one diagonal per strength: (G, D)
+    l2 = torch.tensor(l2_grid, dtype=torch.float64, device=device)
+    inverse = (1 / (n_train / n_samples * (fit.eigenvalues[None] + l2[:, None] * n_samples)))
+    inverse = inverse.to(dtype)
+    # gather each fold's rows into a padded block (row N of ``padded`` is zeros), so batched
+    # matmuls give each model its held-out sums and score only its own held-out samples:
+    # N D G C work per repeat, not K N D G C
+    order = torch.argsort(folds, dim=1, stable=True)
+    sizes = torch.zeros(n_repeats, n_folds, dtype=torch.int64, device=device)
+    sizes.scatter_add_(1, folds, torch.ones_like(folds))
+    n_max = int(sizes.max())
+    sorted_folds = torch.gather(folds, 1, order)
+    position = (torch.arange(n_samples, device=device)[None, :]
+                - torch.gather(torch.cumsum(sizes, 1) - sizes, 1, sorted_folds))
+    slot = (torch.arange(n_repeats, device=device)[:, None] * n_folds + sorted_folds) * n_max
+    index = torch.full((n_repeats * n_folds * n_max,), n_samples, dtype=torch.int64,
+                       device=device)
+    index[(slot + position).reshape(-1)] = order.reshape(-1)
+    blocks = fit.rotated.index_select(0, index).view(n_repeats * n_folds, n_max, -1)
+    onehot = fit.onehot.index_select(0, index).view(n_repeats * n_folds, n_max, C)
+    # per model, the training sums Y^T X and class counts: all samples minus its held-out
+    # fold. Both matmuls put the small class axis first: MKL is 2-4x slower with a 10-wide
+    # output than with a 10-high one.
+    held_sums = torch.bmm(onehot.transpose(1, 2), blocks).view(n_repeats, n_folds, C, -1)
+    train = held_sums.sum(1, keepdim=True) - held_sums  # (R, K, C, D)
+    held_counts = onehot.sum(1).view(n_repeats, n_folds, C)
+    train_counts = held_counts.sum(1, keepdim=True) - held_counts
+    weights = (inverse[None, None, :, None, :] * train[:, :, None, :, :])  # (R, K, G, C, D)
+    weights = weights.reshape(n_repeats * n_folds, G * C, -1)
+    held_out = torch.bmm(weights, blocks.transpose(1, 2))  # (R K, G C, n_max)
+    bias = (train_counts / n_train).reshape(n_repeats * n_folds, 1, C, 1)
+    held_out = (held_out.view(n_repeats * n_folds, G, C, n_max) + bias)
+    held_out = held_out.view(n_repeats, n_folds, G * C, n_max).transpose(1, 2)
+    # back to sample order; every padding slot lands in column N, which is dropped
+    scores = torch.empty(n_repeats, G * C, n_samples + 1, dtype=dtype, device=device)
+    scores.scatter_(2, index.view(n_repeats, 1, n_folds * n_max).expand(-1, G * C, -1),
+                    held_out.reshape(n_repeats, G * C, n_folds * n_max))
+    return scores[..., :n_samples].reshape(n_repeats, G, C, n_samples).transpose(0, 1)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..noise_count import estimate_noise_count
-from .heads import kfold_assignment, out_of_fold_proba
+from .heads import cross_fit_softmax, kfold_assignment
 from .record import Dynamics, OutOfFold, Rounds
 
 # our choice: log-spaced, wide enough to cover the C = 1 ... 0.001 that scikit-learn users try
@@ -48,7 +48,7 @@ def train_out_of_fold(
     rng = np.random.default_rng([seed, 1])
     folds = kfold_assignment(labels, n_folds, rng)
     y = torch.as_tensor(labels, device=X.device)
-    proba = out_of_fold_proba(X, y, folds, list(l2_grid), n_classes=n_classes)
+    proba = cross_fit_softmax(X, y, folds[None], list(l2_grid), n_classes=n_classes)[:, 0]
     p_given = proba[:, np.arange(len(labels)), labels]
     log_loss = -np.log(np.clip(p_given, 1e-12, 1)).mean(axis=1)
     best = int(np.argmin(log_loss))

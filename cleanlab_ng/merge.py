@@ -69,11 +69,14 @@ def build_report(
     *,
     n_flag: int,
     rule: str = "rank_mean",
+    baselines: list[DetectorResult] = (),
 ) -> pd.DataFrame:
     """The per-sample report: one row per sample, readable or not.
 
     ``oof_proba`` and the results cover the readable samples only; unreadable rows get
-    ``issue = "unreadable"``, no scores, and are never ``is_noisy``.
+    ``issue = "unreadable"``, no scores, and are never ``is_noisy``. ``results`` are merged
+    into ``noise_score`` and ``is_noisy``; ``baselines`` only get their columns, for
+    comparison.
     """
     n = len(sample_ids)
     names = np.asarray(class_names, dtype=object)
@@ -95,7 +98,7 @@ def build_report(
         "is_noisy": is_noisy,
         "issue": pd.Categorical(issue, categories=ISSUES),
     })
-    for r in results:
+    for r in [*results, *baselines]:
         frame[f"{r.name}_score"] = _spread(r.score, readable, np.nan)
         frame[f"{r.name}_flag"] = _spread(r.flag, readable, False)
         for key, value in r.evidence.items():

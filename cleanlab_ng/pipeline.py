@@ -18,13 +18,14 @@ from scipy import stats
 
 from . import __version__
 from .data import content_hash, load_dataset
-from .detectors import REQUIRES, parse_detectors, run_detector
+from .detectors import BASELINES, REQUIRES, cl, parse_detectors, run_detector
 from .errors import ConfigError
 from .export import Manifest, export_cleaned, prepare_out, write_outputs
 from .features import encode
 from .merge import build_report
 from .train.proxy import train_dynamics, train_out_of_fold, train_rounds
 from .train.record import TrainingRecord, load_stage, save_stage
+from .train.recov import MAX_RUNS, train_recov
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def clean(
     epochs: int = 40,
     folds: int = 5,
     late_stopping_rounds: int = 0,
+    recov_runs: int | None = None,
+    recov_rule: str = "auto",
     device: str = "auto",
     seed: int = 0,
     threads: int | None = None,
@@ -96,6 +99,12 @@ def clean(
         Folds of the out-of-fold heads.
     late_stopping_rounds : int, default=0
         Rounds of multi-round Late Stopping; 0 uses the single-run FkL score.
+    recov_runs : int, default=None
+        Repeats of K-fold cross-validation for ``recov``; None stops adaptively once the
+        ranking is stable (at most ``MAX_RUNS``).
+    recov_rule : {"auto", "bound", "binomial", "gmm"}, default="auto"
+        How ``recov`` flags (see :func:`cleanlab_ng.detectors.recov.detect`); read at
+        detection time only, so changing it never retrains.
     device : {"auto", "cpu", "cuda"}, default="auto"
     seed : int, default=0
     threads : int, default=None
@@ -112,8 +121,8 @@ def clean(
     """
     _validate(epochs=epochs, folds=folds, late_stopping_rounds=late_stopping_rounds,
               noise_rate=noise_rate, head=head, image_size=image_size, merge=merge,
-              export=export)
-    names = parse_detectors(detectors)
+              export=export, recov_runs=recov_runs, recov_rule=recov_rule)
+    names = _select_detectors(detectors)
     torch_device = _resolve_device(device)
     torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
     progress = on_progress or (lambda stage, done, total: None)
@@ -147,22 +156,37 @@ def clean(
            "seed": seed, "folds": folds, "device": torch_device.type, "version": __version__,
            "label_column": label_column}
     record_dir = marker / "record"
-    needed = {s for n in names for s in REQUIRES[n]} | {"oof"}
+    needed = {s for n in names for s in REQUIRES[n]}
     if late_stopping_rounds and "late_stopping" in names:
         needed.add("rounds")
+    # the out-of-fold probabilities behind predicted_label and the number flagged come
+    # from recov when it runs, else from oof; the proxy runs take oof's L2 and noise rate
+    if "recov" not in needed or needed & {"dynamics", "rounds"}:
+        needed.add("oof")
 
     stages = {}
-    oof_key = dict(key)
-    stages["oof"] = load_stage(record_dir, "oof", oof_key)
-    if stages["oof"] is None:
-        with _timed(timings, "train_oof"):
-            progress("train_oof", 0, 1)
-            stages["oof"] = train_out_of_fold(X, y, n_classes=n_classes, n_folds=folds,
-                                              seed=seed)
-            save_stage(record_dir, "oof", stages["oof"], oof_key)
-            progress("train_oof", 1, 1)
-    oof = stages["oof"]
-    est_rate = oof.noise_count / len(y)
+    if "recov" in needed:
+        recov_key = dict(key, recov_runs=recov_runs, max_runs=MAX_RUNS)
+        stages["recov"] = load_stage(record_dir, "recov", recov_key)
+        if stages["recov"] is None:
+            with _timed(timings, "train_recov"):
+                stages["recov"] = train_recov(
+                    X, y, n_classes=n_classes, n_folds=folds, n_runs=recov_runs, seed=seed,
+                    on_run=lambda d, t: progress("train_recov", d, t))
+                save_stage(record_dir, "recov", stages["recov"], recov_key)
+            log.info("recov: %d runs (%s)", stages["recov"].n_runs, stages["recov"].stop_reason)
+    if "oof" in needed:
+        oof_key = dict(key)
+        stages["oof"] = load_stage(record_dir, "oof", oof_key)
+        if stages["oof"] is None:
+            with _timed(timings, "train_oof"):
+                progress("train_oof", 0, 1)
+                stages["oof"] = train_out_of_fold(X, y, n_classes=n_classes, n_folds=folds,
+                                                  seed=seed)
+                save_stage(record_dir, "oof", stages["oof"], oof_key)
+                progress("train_oof", 1, 1)
+    oof = stages.get("oof")
+    est_rate = oof.noise_count / len(y) if oof is not None else None
     if "dynamics" in needed:
         dyn_key = dict(key, epochs=epochs, head="finetune" if finetune else head)
         stages["dynamics"] = load_stage(record_dir, "dynamics", dyn_key)
@@ -190,21 +214,26 @@ def clean(
                 save_stage(record_dir, "rounds", stages["rounds"], rounds_key)
     record = TrainingRecord(labels=y, n_classes=n_classes, **stages)
 
+    options = {"recov": {"rule": recov_rule}}
     with _timed(timings, "detect"):
         results = []
         for i, name in enumerate(names):
-            results.append(run_detector(name, record))
+            results.append(run_detector(name, record, **options.get(name, {})))
             progress("detect", i + 1, len(names))
-    n_flag = round(noise_rate * len(y)) if noise_rate is not None else oof.noise_count
+    n_flag = round(noise_rate * len(y)) if noise_rate is not None else record.noise_count
+    # baselines (cl) get their report columns but never enter the merged verdict
+    merged = [r for r in results if r.name not in BASELINES]
     with _timed(timings, "merge"):
         report = build_report(data.sample_ids, data.labels, data.class_names, readable,
-                              oof.proba, results, n_flag=n_flag, rule=merge)
+                              record.proba, merged, n_flag=n_flag, rule=merge,
+                              baselines=[r for r in results if r.name in BASELINES])
     with _timed(timings, "export"):
         manifest = Manifest(out)
         keep = ~(report["is_noisy"].to_numpy() | ~readable)
         n_kept = export_cleaned(data, keep, out, manifest, mode=export)
         summary = _summary(data, features, record, results, report, timings, seed=seed,
                            input_hash=input_hash, names=names, merge=merge, n_kept=n_kept,
+                           folds=folds,
                            export=export, device=torch_device.type,
                            dynamics_source=f"{features.kind} end to end" if finetune
                            else f"{head} head")
@@ -229,8 +258,24 @@ def _finetune(data, readable, y, backbone, weights, image_size, n_classes, noise
                              epochs=epochs, seed=seed, device=device, on_epoch=on_epoch)
 
 
+def _select_detectors(detectors) -> list[str]:
+    """The detectors to run: ``cl`` needs cleanlab, and baselines alone merge nothing."""
+    names = parse_detectors(detectors)
+    if "cl" in names and not cl.available():
+        if detectors is not None:
+            raise ConfigError("--detectors cl: cleanlab is not installed. "
+                              "pip install 'cleanlab-ng[baseline]', or drop cl.")
+        log.warning("cleanlab is not installed: skipping the cl baseline "
+                    "(pip install 'cleanlab-ng[baseline]')")
+        names.remove("cl")
+    if all(n in BASELINES for n in names):
+        raise ConfigError(f"--detectors {','.join(names)}: baselines are only compared, never "
+                          "merged. Add a detector, e.g. --detectors recov,cl.")
+    return names
+
+
 def _summary(data, features, record, results, report, timings, **info) -> dict:
-    oof, dyn = record.oof, record.dynamics
+    oof, dyn, rec = record.oof, record.dynamics, record.recov
     readable = features.readable
     is_noisy = report["is_noisy"].to_numpy()
     per_class = {}
@@ -244,7 +289,7 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
             "flag_agreement": round(float((a.flag == b.flag).mean()), 4),
             "score_spearman": round(float(stats.spearmanr(a.score, b.score)[0]), 4),
         }
-    oof_acc = float((oof.proba.argmax(1) == record.labels).mean())
+    oof_acc = float((record.proba.argmax(1) == record.labels).mean())
     return {
         "version": __version__,
         "input": str(data.source),
@@ -255,8 +300,8 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
         "unreadable": int((~readable).sum()),
         "n_classes": int(data.n_classes),
         "flagged": int(is_noisy.sum()),
-        "noise_count_estimate": int(oof.noise_count),
-        "estimated_noise_rate": round(oof.noise_count / int(readable.sum()), 4),
+        "noise_count_estimate": int(record.noise_count),
+        "estimated_noise_rate": round(record.noise_count / int(readable.sum()), 4),
         "issues": {k: int(v) for k, v in report["issue"].value_counts(sort=False).items()},
         "per_class": per_class,
         "proxy": {
@@ -264,8 +309,13 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
             "features_reason": features.reason,
             "n_imputed": int(features.n_imputed),
             "oof_accuracy": round(oof_acc, 4),
-            "l2": oof.l2,
-            "folds": int(oof.folds.max()) + 1,
+            "oof_source": "recov" if rec else "oof",
+            "l2": oof.l2 if oof else None,
+            "folds": info["folds"],
+            "recov": {"runs": rec.n_runs, "stop_reason": rec.stop_reason,
+                      "stability": None if np.isnan(rec.stability) else round(rec.stability, 4),
+                      "ridge_l2": rec.l2, "fold_accuracy": round(rec.oof_accuracy, 4)}
+            if rec else None,
             "dynamics": info["dynamics_source"] if dyn else None,
             "epochs": int(dyn.n_epochs) if dyn else None,
             "read_epoch": int(dyn.read_epoch) if dyn else None,
@@ -273,6 +323,7 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
             "device": info["device"],
         },
         "detectors": {r.name: {"flagged": int(r.flag.sum()), **r.diagnostics} for r in results},
+        "baselines": [r.name for r in results if r.name in BASELINES],
         "agreement": agreement,
         "merge": info["merge"],
         "export": info["export"],
@@ -283,7 +334,8 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
 
 
 def _validate(*, epochs, folds, late_stopping_rounds, noise_rate, head, image_size, merge,
-              export) -> None:
+              export, recov_runs, recov_rule) -> None:
+    from .detectors.recov import RULES
     from .export import EXPORT_MODES
     from .merge import MERGE_RULES
 
@@ -299,6 +351,10 @@ def _validate(*, epochs, folds, late_stopping_rounds, noise_rate, head, image_si
          "an int >= 8"),
         ("merge", merge, merge in MERGE_RULES, "one of " + ", ".join(MERGE_RULES)),
         ("export", export, export in EXPORT_MODES, "one of " + ", ".join(EXPORT_MODES)),
+        ("recov_runs", recov_runs,
+         recov_runs is None or isinstance(recov_runs, int) and recov_runs >= 1,
+         "None or an int >= 1"),
+        ("recov_rule", recov_rule, recov_rule in RULES, "one of " + ", ".join(RULES)),
     ]
     for name, value, ok, what in checks:
         if not ok:

@@ -15,6 +15,7 @@ from rich.logging import RichHandler
 from cleanlab_ng import __version__
 from cleanlab_ng import clean as run_clean
 from cleanlab_ng.detectors import DETECTORS, parse_detectors
+from cleanlab_ng.detectors.recov import RULES as RECOV_RULES
 from cleanlab_ng.errors import CleanlabNgError
 from cleanlab_ng.export import EXPORT_MODES
 from cleanlab_ng.merge import MERGE_RULES
@@ -75,6 +76,10 @@ def cli():
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True)
 @click.option("--late-stopping-rounds", type=click.IntRange(0), default=0, show_default=True,
               help="Rounds of multi-round Late Stopping (0: single-run FkL).")
+@click.option("--recov-runs", type=click.IntRange(1), default=None,
+              help="Repeated K-fold runs for recov [default: until the ranking is stable].")
+@click.option("--recov-rule", type=click.Choice(RECOV_RULES), default="auto",
+              show_default=True, help="How recov flags: its three rules or the auto choice.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -11,6 +11,7 @@ from rich.table import Table
 STAGE_LABELS = {
     "encode": "encode images",
     "train_oof": "train out-of-fold heads",
+    "train_recov": "train repeated K-fold heads",
     "train_dynamics": "train proxy run",
     "train_rounds": "train late-stopping rounds",
     "detect": "run detectors",
@@ -67,6 +68,8 @@ def summary_table(summary: dict, out: str) -> Table:
     )
     for name, info in summary["detectors"].items():
         notes = " · ".join(f"{k} {v}" for k, v in info.items() if k != "flagged")
+        if name in summary["baselines"]:
+            notes = f"baseline, not merged · {notes}"
         table.add_row(name, str(info["flagged"]), notes)
     if summary["unreadable"]:
         table.add_row("unreadable", str(summary["unreadable"]), "skipped, listed in the report")

@@ -9,12 +9,13 @@ from click.testing import CliRunner
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
+from cleanlab_ng.detectors import DETECTORS
 from cli.main import cli
 
 from .conftest import tree_hash
 from .test_data import BAD_INPUTS
 
-FAST = ["--epochs", "6", "--threads", "1"]
+FAST = ["--epochs", "6", "--threads", "1", "--recov-runs", "256"]
 REPORT_COLUMNS = ["sample_id", "given_label", "predicted_label", "suggested_label",
                   "noise_score", "is_noisy", "issue", "bmm_score", "bmm_flag", "bmm_loss",
                   "late_stopping_score", "late_stopping_flag", "late_stopping_fkl_epoch"]
@@ -49,7 +50,7 @@ def test_csv_table_end_to_end(tmp_path, csv_table):
     assert list(cleaned["id"]) == list(frame["id"][~report["is_noisy"].to_numpy()])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n"] == 600 and summary["flagged"] == report["is_noisy"].sum()
-    assert set(summary["detectors"]) == {"bmm", "late_stopping"}
+    assert set(summary["detectors"]) == set(DETECTORS)
 
 
 def test_parquet_table_and_npy_embeddings(tmp_path, digits):
@@ -186,7 +187,8 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, csv_table, case):
         assert result.stderr == expected
     else:
         assert result.stderr.endswith("Error: Invalid value for '--detectors': unknown detector "
-                                      "'bnm'; did you mean 'bmm'? Known: bmm, late_stopping.\n")
+                                      "'bnm'; did you mean 'bmm'? Known: "
+                                      f"{', '.join(sorted(DETECTORS))}.\n")
     assert not (path.parent / "out").exists()
 
 

@@ -2,7 +2,8 @@
 
 A detector is a module with a pure ``detect(record, **options) -> DetectorResult`` and a
 ``REQUIRES`` tuple naming the record stages it reads; adding one is one module and one line
-in :data:`DETECTORS`.
+in :data:`DETECTORS`. :data:`BASELINES` are run and reported like the others but never enter
+the merged verdict: they are there to compare against.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from ..train.record import TrainingRecord
-from . import bmm, late_stopping
+from . import bmm, cl, late_stopping, recov
 from ._result import DetectorResult
 
 Detector = Callable[..., DetectorResult]
@@ -20,13 +21,20 @@ Detector = Callable[..., DetectorResult]
 DETECTORS: dict[str, Detector] = {
     "bmm": bmm.detect,
     "late_stopping": late_stopping.detect,
+    "recov": recov.detect,
+    "cl": cl.detect,
 }
 REQUIRES: dict[str, tuple[str, ...]] = {
     "bmm": bmm.REQUIRES,
     "late_stopping": late_stopping.REQUIRES,
+    "recov": recov.REQUIRES,
+    "cl": cl.REQUIRES,
 }
+# compared in the report, never merged: confident learning itself (cleanlab)
+BASELINES = frozenset({"cl"})
 
-__all__ = ["DETECTORS", "DetectorResult", "get_detector", "parse_detectors", "run_detector"]
+__all__ = ["BASELINES", "DETECTORS", "DetectorResult", "get_detector", "parse_detectors",
+           "run_detector"]
 
 
 def get_detector(name: str | Detector) -> Detector:

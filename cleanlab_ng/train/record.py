@@ -9,6 +9,8 @@ detector needs it and the saved record lacks it:
   probability of the given label, margin and entropy; probability snapshots; the epoch at
   which the head starts to memorise.
 * ``rounds``   -- multi-round Late Stopping: the round at which each sample was removed.
+* ``recov``    -- repeated K-fold cross-fitting of ridge heads: per-fold accuracies, how often
+  each sample was in the worst fold, and out-of-fold probabilities averaged over the repeats.
 * ``adaptation`` -- the out-of-fold heads before and after label-free entropy minimisation
   on their held-out folds (confidence_drop).
 
@@ -26,7 +28,7 @@ import numpy as np
 
 from ..export import atomic_write
 
-STAGES = ("oof", "dynamics", "rounds", "adaptation")
+STAGES = ("oof", "dynamics", "rounds", "adaptation", "recov")
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +82,33 @@ class Adaptation:
 
 
 @dataclass(frozen=True, eq=False)
+class Recov:
+    """Stage ``recov``: R repeats of K-fold cross-fitting (``detectors.md`` §2, §7.1 stage C).
+
+    The folds of repeat ``r`` are :func:`cleanlab_ng.train.heads.repeated_folds` of the seed,
+    so they are not stored.
+    """
+
+    counts: np.ndarray  # (N,) repeats in which the sample was in the worst fold
+    fold_metric: np.ndarray  # (R, K) accuracy of each fold model on its held-out fold
+    worst_fold: np.ndarray  # (R,) the fold with the lowest accuracy, ties broken at random
+    proba: np.ndarray  # (N, C) out-of-fold probabilities averaged over the repeats
+    l2_grid: np.ndarray  # (G,) ridge L2 strengths tried
+    log_loss: np.ndarray  # (G,) out-of-fold log-loss of the first repeat, per strength
+    l2: float  # the chosen strength
+    noise_count: int  # estimated number of wrong labels, from ``proba``
+    n_runs: int
+    n_folds: int
+    stop_reason: str  # "fixed", "stable" or "max_runs"
+    stability: float  # Spearman correlation of the counts at R/2 and R; nan if not checked
+
+    @property
+    def oof_accuracy(self) -> float:
+        """Mean held-out accuracy of the R x K fold models on the given labels."""
+        return float(self.fold_metric.mean())
+
+
+@dataclass(frozen=True, eq=False)
 class TrainingRecord:
     """What the proxy training recorded, for the samples that could be encoded.
 
@@ -90,7 +119,7 @@ class TrainingRecord:
     n_classes : int
     features : ndarray of shape (n_samples, n_features) or None
         The standardised features the heads trained on (read by linear_separation).
-    oof, dynamics, rounds, adaptation : stage dataclasses or None
+    oof, dynamics, rounds, adaptation, recov : stage dataclasses or None
         None when the stage was not trained.
     """
 
@@ -101,10 +130,28 @@ class TrainingRecord:
     dynamics: Dynamics | None = None
     rounds: Rounds | None = None
     adaptation: Adaptation | None = None
+    recov: Recov | None = None
 
     @property
     def n_samples(self) -> int:
         return len(self.labels)
+
+    @property
+    def proba(self) -> np.ndarray:
+        """Out-of-fold probabilities (N, C): averaged over the ``recov`` repeats when that
+        stage exists, else the ``oof`` stage's."""
+        return self._out_of_fold().proba
+
+    @property
+    def noise_count(self) -> int:
+        """Estimated number of wrong labels, from the same probabilities as :attr:`proba`."""
+        return self._out_of_fold().noise_count
+
+    def _out_of_fold(self):
+        if self.recov is None and self.oof is None:
+            raise ValueError("out-of-fold probabilities need the 'recov' or the 'oof' training "
+                             "stage, which this record lacks")
+        return self.recov if self.recov is not None else self.oof
 
     def require(self, stage: str, detector: str):
         """The stage, or a clear error when a detector is called without it."""
@@ -135,7 +182,7 @@ def load_stage(folder: Path, stage: str, key: dict):
     if meta["key"] != json.loads(json.dumps(key, sort_keys=True, default=float)):
         return None
     cls = {"oof": OutOfFold, "dynamics": Dynamics, "rounds": Rounds,
-           "adaptation": Adaptation}[stage]
+           "adaptation": Adaptation, "recov": Recov}[stage]
     with np.load(data_path) as data:
         arrays = {name: data[name] for name in data.files}
     return cls(**arrays, **meta["scalars"])

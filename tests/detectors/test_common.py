@@ -9,6 +9,7 @@ from cleanlab_ng.detectors import DETECTORS, DetectorResult, get_detector, run_d
 from cleanlab_ng.errors import ConfigError
 from cleanlab_ng.train.proxy import train_dynamics, train_out_of_fold, train_rounds
 from cleanlab_ng.train.record import TrainingRecord
+from cleanlab_ng.train.recov import train_recov
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +21,10 @@ def record(digits):
     dyn = train_dynamics(Z, given, n_classes=10, l2=oof.l2, noise_rate=rate, epochs=6, seed=0)
     rounds = train_rounds(Z, given, n_classes=10, l2=oof.l2, noise_rate=rate, n_rounds=3,
                           max_epochs=4, seed=0)
-    single = TrainingRecord(labels=given, n_classes=10, oof=oof, dynamics=dyn)
-    multi = TrainingRecord(labels=given, n_classes=10, oof=oof, dynamics=dyn, rounds=rounds)
+    recov = train_recov(Z, given, n_classes=10, n_runs=512, seed=0)
+    single = TrainingRecord(labels=given, n_classes=10, oof=oof, dynamics=dyn, recov=recov)
+    multi = TrainingRecord(labels=given, n_classes=10, oof=oof, dynamics=dyn, rounds=rounds,
+                           recov=recov)
     return single, multi
 
 

@@ -1,0 +1,155 @@
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import StandardScaler
+
+from cleanlab_ng.detectors import recov
+from cleanlab_ng.errors import ConfigError
+from cleanlab_ng.train import recov as recov_stage
+from cleanlab_ng.train.record import Recov, TrainingRecord
+from cleanlab_ng.train.recov import train_recov
+
+R, K = 1000, 5  # null: mean 200, SD sqrt(1000 * 4 / 25) = 12.65
+
+
+def _record(counts: np.ndarray, runs: int = R, folds: int = K) -> TrainingRecord:
+    n = len(counts)
+    stage = Recov(counts=np.asarray(counts), fold_metric=np.zeros((runs, folds)),
+                  worst_fold=np.zeros(runs, dtype=np.int8), proba=np.full((n, 2), 0.5),
+                  l2_grid=np.ones(1), log_loss=np.ones(1), l2=1.0, noise_count=0, n_runs=runs,
+                  n_folds=folds, stop_reason="fixed", stability=float("nan"))
+    return TrainingRecord(labels=np.zeros(n, dtype=np.int64), n_classes=2, recov=stage)
+
+
+def _binomial_bulk(n: int) -> np.ndarray:
+    """Counts at evenly spaced quantiles of the binomial null."""
+    return stats.binom.ppf((np.arange(n) + 0.5) / n, R, 1 / K).astype(np.int64)
+
+
+def test_bound_flags_counts_above_mean_plus_two_sd():
+    counts = np.array([200, 225, 226, 300, 150])  # bound = 200 + 2 * 12.65 = 225.3
+    result = recov.detect(_record(counts), rule="bound")
+    np.testing.assert_array_equal(result.flag, [False, False, True, True, False])
+    assert result.diagnostics["rule"] == "bound"
+
+
+def test_binomial_rule_is_bh_on_exact_binomial_p_values():
+    counts = np.concatenate([_binomial_bulk(500), [260, 300, 320]])
+    result = recov.detect(_record(counts), rule="binomial")
+    p = stats.binom.sf(counts - 1, R, 1 / K)  # P(X >= c)
+    np.testing.assert_allclose(result.evidence["p_value"], p)
+    np.testing.assert_array_equal(result.flag, recov.benjamini_hochberg(p) <= 0.05)
+    assert result.flag[-3:].all() and not result.flag[:500].any()
+    np.testing.assert_array_equal(result.evidence["count"], counts)
+    np.testing.assert_array_equal(result.evidence["runs"], R)
+
+
+def test_benjamini_hochberg_matches_hand_computation():
+    p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
+    # p_(i) * 10 / i, then the running minimum from the top
+    expected = [0.01, 0.04, 0.084, 0.084, 0.084, 0.1, 0.10571429, 0.216, 0.216, 0.216]
+    np.testing.assert_allclose(recov.benjamini_hochberg(p), expected, atol=1e-7)
+    np.testing.assert_allclose(recov.benjamini_hochberg(p[::-1]), expected[::-1], atol=1e-7)
+
+
+def test_gmm_rule_uses_the_largest_component_as_the_null():
+    # overdispersed bulk (SD 40, three times the binomial SD) and a small far mode
+    rng = np.random.default_rng(0)
+    bulk = np.round(rng.normal(200, 40, 2000)).astype(np.int64)
+    counts = np.concatenate([bulk, np.full(40, 520)])
+    n_components, (mean, sd) = recov.gmm_null(counts)
+    assert n_components >= 2
+    assert mean == pytest.approx(200, abs=5) and sd == pytest.approx(40, abs=5)
+    gmm = recov.detect(_record(counts), rule="gmm")
+    binomial = recov.detect(_record(counts), rule="binomial")
+    assert gmm.flag[-40:].all() and gmm.flag[:2000].mean() < 0.01
+    # the binomial null is far too narrow for this bulk and flags a large share of it
+    assert binomial.flag[:2000].mean() > 0.1
+    np.testing.assert_allclose(gmm.score[:5], stats.norm.cdf(counts[:5], mean, sd), atol=1e-5)
+
+
+@pytest.mark.parametrize("counts, expected", [
+    (_binomial_bulk(2000), "none"),
+    (np.concatenate([_binomial_bulk(2000), np.full(200, 330)]), "binomial"),
+    (np.round(np.random.default_rng(1).normal(200, 60, 2000)).astype(np.int64), "gmm"),
+])
+def test_auto_rule_reads_dispersion_and_components(counts, expected):
+    result = recov.detect(_record(counts))
+    assert result.diagnostics["rule"] == expected
+    if expected == "none":
+        assert not result.flag.any()
+    if expected == "binomial":
+        # with 200 true discoveries BH also admits the top of the bulk, as it should
+        assert result.flag[2000:].all() and result.flag[:2000].mean() < 0.01
+
+
+def test_score_is_the_null_cdf_increasing_in_count():
+    counts = np.array([150, 200, 230, 400, 401])
+    result = recov.detect(_record(counts), rule="binomial")
+    assert np.all(np.diff(result.score) > 0)  # the CDF saturates at 400; the count breaks ties
+    np.testing.assert_allclose(result.score[:3], stats.binom.cdf(counts[:3], R, 1 / K),
+                               atol=2e-6)
+
+
+def test_unknown_rule_says_which_exist():
+    with pytest.raises(ConfigError) as info:
+        recov.detect(_record(np.array([1, 2])), rule="bh")
+    assert str(info.value) == "unknown ReCoV rule 'bh'. Use one of: auto, bound, binomial, gmm."
+
+
+@pytest.fixture(scope="module")
+def features(digits):
+    X, _, given, flipped = digits
+    return torch.tensor(StandardScaler().fit_transform(X), dtype=torch.float32), given, flipped
+
+
+def test_stage_is_deterministic_and_longer_runs_extend_shorter_ones(features):
+    Z, given, flipped = features
+    a = train_recov(Z, given, n_classes=10, n_runs=300, seed=5)
+    b = train_recov(Z, given, n_classes=10, n_runs=300, seed=5)
+    short = train_recov(Z, given, n_classes=10, n_runs=200, seed=5)
+    other = train_recov(Z, given, n_classes=10, n_runs=300, seed=6)
+    np.testing.assert_array_equal(a.counts, b.counts)
+    np.testing.assert_array_equal(a.proba, b.proba)
+    np.testing.assert_array_equal(a.fold_metric[:200], short.fold_metric)
+    assert (a.counts >= short.counts).all()
+    assert not np.array_equal(a.counts, other.counts)
+    assert a.fold_metric.shape == (300, 5) and a.stop_reason == "fixed" and a.n_runs == 300
+    # every run adds one fold's samples (a fifth of them, +-1) to the counts
+    assert abs(a.counts.sum() - 300 * len(given) / 5) <= 300
+    np.testing.assert_allclose(a.proba.sum(1), 1, rtol=1e-5)
+    assert roc_auc_score(flipped, a.counts) > 0.85
+
+
+def test_adaptive_stopping_records_why(features, monkeypatch):
+    Z, given, _ = features
+    capped = train_recov(Z, given, n_classes=10, max_runs=512, seed=0)
+    assert capped.n_runs == 512 and capped.stop_reason in ("stable", "max_runs")
+    assert 0 < capped.stability < 1
+    monkeypatch.setattr(recov_stage, "STABLE_SPEARMAN", 0.5)
+    stable = train_recov(Z, given, n_classes=10, max_runs=4096, seed=0)
+    # first check at 256 runs has nothing to compare with; the second (512) does
+    assert stable.stop_reason == "stable" and stable.n_runs == 512
+    assert stable.stability >= 0.5
+
+
+def test_pipeline_trains_only_recov_and_a_new_rule_never_retrains(tmp_path, csv_table):
+    import cleanlab_ng
+
+    path, _, flipped = csv_table
+    out = tmp_path / "out"
+    first = cleanlab_ng.clean(path, out, detectors="recov", recov_runs=300, threads=1)
+    assert set(first.summary["seconds"]) & {"train_recov", "train_oof"} == {"train_recov"}
+    assert first.summary["proxy"]["oof_source"] == "recov"
+    assert first.summary["proxy"]["recov"]["runs"] == 300
+    record = np.load(out / ".cleanlab-ng" / "record" / "recov.npz")
+    predicted = first.report["predicted_label"].to_numpy()
+    np.testing.assert_array_equal(predicted, record["proba"].argmax(1))
+    assert roc_auc_score(flipped, first.report["recov_count"]) > 0.85
+    again = cleanlab_ng.clean(path, out, detectors="recov", recov_runs=300, recov_rule="bound",
+                              threads=1)
+    assert "train_recov" not in again.summary["seconds"]
+    assert again.summary["detectors"]["recov"]["rule"] == "bound"
+    np.testing.assert_array_equal(again.report["recov_count"], first.report["recov_count"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,10 +35,12 @@ from sklearn.model_selection import StratifiedKFold
 import cleanlab_ng
 from cleanlab_ng.features import encode
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED = Path(os.environ.get("CLEANLAB_NG_DATASETS",
+                           Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 RESULTS = Path(__file__).parent / "results"
 NOISE_RATE = 0.2
 C_GRID = (1.0, 0.1, 0.01, 0.001)
+DETECTORS = "bmm,late_stopping"  # the foundation's two; later ones have their own benchmarks
 
 
 def flip_labels(y: np.ndarray, kind: str, rate: float, seed: int) -> np.ndarray:
@@ -111,7 +114,7 @@ def run(seeds: int, image_size: int, threads: int | None) -> list[dict]:
                 out = work / f"out-{kind}-{noise}-{seed}"
                 t0 = time.perf_counter()
                 res = cleanlab_ng.clean(src, out, image_size=image_size, seed=seed,
-                                        threads=threads)
+                                        detectors=DETECTORS, threads=threads)
                 wall = time.perf_counter() - t0
                 report = res.report
                 ours_truth = truth if kind != "image_folder" else _truth_by_id(report, truth)
@@ -153,7 +156,8 @@ def reuse_timing(image_size: int, threads: int | None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="cleanlab-ng-reuse-"))
     src = write_dataset(kind, work / "src", X, None, flip_labels(y, "symmetric", NOISE_RATE, 0))
     t0 = time.perf_counter()
-    first = cleanlab_ng.clean(src, work / "out", image_size=image_size, threads=threads)
+    first = cleanlab_ng.clean(src, work / "out", image_size=image_size, threads=threads,
+                              detectors=DETECTORS)
     t1 = time.perf_counter()
     second = cleanlab_ng.clean(src, work / "out", detectors="bmm", image_size=image_size,
                               threads=threads)
@@ -163,9 +167,17 @@ def reuse_timing(image_size: int, threads: int | None) -> dict:
             "first_stages": first.summary["seconds"], "second_stages": second.summary["seconds"]}
 
 
-def write_results(rows: list[dict], reuse: dict, command: str) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+def current_commit() -> str:
+    """The commit the code was imported from, marked ``-dirty`` with uncommitted changes."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--untracked-files=no", "cleanlab_ng", "benchmarks")
+    return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
+
+
+def write_results(rows: list[dict], reuse: dict, command: str, commit: str) -> None:
     frame = pd.DataFrame(rows)
     cols = ["merged_f1", "merged_auroc", "bmm_f1", "bmm_auroc", "late_stopping_f1",
             "late_stopping_auroc", "cleanlab_C1_f1", "cleanlab_tunedC_f1", "cleanlab_tunedC_auroc",
@@ -211,9 +223,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: the cores available)")
     args = parser.parse_args()
+    commit = current_commit()
     rows = run(args.seeds, args.image_size, args.threads)
     reuse = reuse_timing(args.image_size, args.threads)
-    write_results(rows, reuse, "python -m benchmarks.foundation " + " ".join(sys.argv[1:]))
+    write_results(rows, reuse, "python -m benchmarks.foundation " + " ".join(sys.argv[1:]),
+                  commit)
     print((RESULTS / "foundation.md").read_text())
 
 

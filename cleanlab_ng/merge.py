@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.mixture import GaussianMixture
 
 from .detectors import DetectorResult
 from .errors import ConfigError
@@ -88,12 +89,17 @@ def build_report(
     noise_score[readable] = score
     is_noisy = np.zeros(n, dtype=bool)
     is_noisy[readable] = flag
+    ood = np.zeros(n, dtype=bool)
+    separation = next((r for r in results if r.name == "linear_separation"), None)
+    if separation is not None:
+        ood[readable] = out_of_distribution(flag & separation.flag, oof_proba)
     issue = np.where(readable, np.where(is_noisy, "mislabeled", "clean"), "unreadable")
+    issue = np.where(ood, "out_of_distribution", issue)
     frame = pd.DataFrame({
         "sample_id": sample_ids,
         "given_label": names[labels],
         "predicted_label": np.where(readable, names[predicted], None),
-        "suggested_label": names[np.where(is_noisy, predicted, labels)],
+        "suggested_label": names[np.where(is_noisy & ~ood, predicted, labels)],
         "noise_score": noise_score,
         "is_noisy": is_noisy,
         "issue": pd.Categorical(issue, categories=ISSUES),
@@ -105,6 +111,26 @@ def build_report(
             fill = np.nan if np.issubdtype(np.asarray(value).dtype, np.floating) else -1
             frame[f"{r.name}_{key}"] = _spread(value, readable, fill)
     return _restore_label_dtypes(frame, class_names)
+
+
+def out_of_distribution(candidates: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Which candidates no class explains: LSA's pseudo-loss sub-typing (detectors.md §5).
+
+    The pseudo-loss is the cross-entropy against the best guess, ``-log max_c p(c|x)``,
+    on out-of-fold probabilities. A wrong label that another class explains has a low one
+    (relabel it); a sample that belongs to no class has a high one (remove it). A two-
+    component GMM over the candidates' pseudo-losses separates the two, as in
+    Trainer_PLS (PaulAlbert31/LSA @1b2ca0cd); with fewer than 10 candidates none is OOD.
+    """
+    out = np.zeros(len(candidates), dtype=bool)
+    idx = np.flatnonzero(candidates)
+    if len(idx) < 10:
+        return out
+    pseudo = -np.log(np.clip(proba[idx].max(axis=1), 1e-12, 1))[:, None]
+    gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=0).fit(pseudo)
+    high = int(np.argmax(gmm.means_[:, 0]))
+    out[idx] = gmm.predict_proba(pseudo)[:, high] > 0.5
+    return out
 
 
 def _spread(values: np.ndarray, readable: np.ndarray, fill) -> np.ndarray:

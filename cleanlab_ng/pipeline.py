@@ -23,6 +23,7 @@ from .errors import ConfigError
 from .export import Manifest, export_cleaned, prepare_out, write_outputs
 from .features import encode
 from .merge import build_report
+from .train.adaptation import adapt_fold_heads
 from .train.proxy import train_dynamics, train_out_of_fold, train_rounds
 from .train.record import TrainingRecord, load_stage, save_stage
 from .train.recov import MAX_RUNS, train_recov
@@ -161,7 +162,7 @@ def clean(
         needed.add("rounds")
     # the out-of-fold probabilities behind predicted_label and the number flagged come
     # from recov when it runs, else from oof; the proxy runs take oof's L2 and noise rate
-    if "recov" not in needed or needed & {"dynamics", "rounds"}:
+    if "recov" not in needed or needed & {"dynamics", "rounds", "adaptation"}:
         needed.add("oof")
 
     stages = {}
@@ -212,7 +213,15 @@ def clean(
                     n_rounds=late_stopping_rounds, head=head, seed=seed,
                     on_round=lambda d, t: progress("train_rounds", d, t))
                 save_stage(record_dir, "rounds", stages["rounds"], rounds_key)
-    record = TrainingRecord(labels=y, n_classes=n_classes, **stages)
+    if "adaptation" in needed:
+        stages["adaptation"] = load_stage(record_dir, "adaptation", key)
+        if stages["adaptation"] is None:
+            with _timed(timings, "train_adaptation"):
+                stages["adaptation"] = adapt_fold_heads(X, y, oof.folds, oof.l2,
+                                                        n_classes=n_classes, seed=seed)
+                save_stage(record_dir, "adaptation", stages["adaptation"], key)
+    record = TrainingRecord(labels=y, n_classes=n_classes, features=features.Z[readable],
+                            **stages)
 
     options = {"recov": {"rule": recov_rule}}
     with _timed(timings, "detect"):

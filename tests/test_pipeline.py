@@ -1,6 +1,7 @@
 """The Python API: clean() on real files, the optional training stages, option checks."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import cleanlab_ng
@@ -72,3 +73,30 @@ def test_finetune_needs_images(tmp_path, csv_table):
         cleanlab_ng.clean(path, tmp_path / "out", finetune=True, epochs=2, threads=1)
     assert str(info.value) == (f"--finetune: {path} is a table, not images. "
                                "Drop --finetune.")
+
+
+def test_foreign_samples_are_told_apart_from_flipped_ones(tmp_path):
+    # digits 0-8 with 10 % of their labels flipped, plus the 9s scattered with random labels
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import roc_auc_score
+
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    foreign = y == 9
+    given = y.copy()
+    given[foreign] = rng.integers(0, 9, foreign.sum())
+    flip = rng.choice(np.flatnonzero(~foreign), 160, replace=False)
+    given[flip] = (y[flip] + rng.integers(1, 9, 160)) % 9
+    frame = pd.DataFrame(X, columns=[f"p{i}" for i in range(64)])
+    frame["label"] = given
+    (tmp_path / "src").mkdir()
+    frame.to_csv(tmp_path / "src" / "d.csv", index=False)
+    result = cleanlab_ng.clean(tmp_path / "src" / "d.csv", tmp_path / "out", epochs=10, threads=1,
+                               detectors="bmm,late_stopping,confidence_drop,linear_separation")
+    issue = result.report["issue"].to_numpy()
+    flagged = result.report["is_noisy"].to_numpy()
+    assert (issue[foreign & flagged] == "out_of_distribution").mean() > 0.8
+    assert (issue[flip][flagged[flip]] == "mislabeled").mean() > 0.8
+    assert roc_auc_score(foreign, result.report["linear_separation_score"]) > 0.95
+    n_ood = (issue == "out_of_distribution").sum()
+    assert result.summary["issues"]["out_of_distribution"] == n_ood

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from ..train.record import TrainingRecord
-from . import bmm, cl, late_stopping, recov
+from . import bmm, cl, confidence_drop, late_stopping, linear_separation, recov
 from ._result import DetectorResult
 
 Detector = Callable[..., DetectorResult]
@@ -22,12 +22,16 @@ DETECTORS: dict[str, Detector] = {
     "bmm": bmm.detect,
     "late_stopping": late_stopping.detect,
     "recov": recov.detect,
+    "confidence_drop": confidence_drop.detect,
+    "linear_separation": linear_separation.detect,
     "cl": cl.detect,
 }
 REQUIRES: dict[str, tuple[str, ...]] = {
     "bmm": bmm.REQUIRES,
     "late_stopping": late_stopping.REQUIRES,
     "recov": recov.REQUIRES,
+    "confidence_drop": confidence_drop.REQUIRES,
+    "linear_separation": linear_separation.REQUIRES,
     "cl": cl.REQUIRES,
 }
 # compared in the report, never merged: confident learning itself (cleanlab)

@@ -31,7 +31,7 @@ from ..train.heads import fit_linear_heads
 from ..train.record import TrainingRecord
 from ._result import DetectorResult
 
-REQUIRES = ("dynamics", "features")
+REQUIRES = ("dynamics",)  # and record.features, which every record carries
 TRUSTED = 0.95  # main.py --thresh
 N_DETECTIONS = 6  # our choice: every epoch would cost one LR fit per epoch for little change
 
@@ -58,7 +58,7 @@ def detect(record: TrainingRecord, *, n_detections: int = N_DETECTIONS) -> Detec
        in web-noisy datasets." ECCV 2024.
     """
     dyn = record.require("dynamics", "linear_separation")
-    Z = normalise_features(record.require("features", "linear_separation"))
+    Z = normalise_features(record.features)
     epochs = np.unique(np.linspace(0, dyn.read_epoch, n_detections).round().astype(int))
     p_lr, q_loss, flag = [], [], np.zeros(record.n_samples, dtype=bool)
     for i, epoch in enumerate(epochs):

@@ -7,6 +7,7 @@ from sklearn.preprocessing import StandardScaler
 
 from cleanlab_ng.detectors import DETECTORS, DetectorResult, get_detector, run_detector
 from cleanlab_ng.errors import ConfigError
+from cleanlab_ng.train.adaptation import adapt_fold_heads
 from cleanlab_ng.train.proxy import train_dynamics, train_out_of_fold, train_rounds
 from cleanlab_ng.train.record import TrainingRecord
 from cleanlab_ng.train.recov import train_recov
@@ -22,9 +23,11 @@ def record(digits):
     rounds = train_rounds(Z, given, n_classes=10, l2=oof.l2, noise_rate=rate, n_rounds=3,
                           max_epochs=4, seed=0)
     recov = train_recov(Z, given, n_classes=10, n_runs=512, seed=0)
-    single = TrainingRecord(labels=given, n_classes=10, oof=oof, dynamics=dyn, recov=recov)
-    multi = TrainingRecord(labels=given, n_classes=10, oof=oof, dynamics=dyn, rounds=rounds,
-                           recov=recov)
+    adaptation = adapt_fold_heads(Z, given, oof.folds, oof.l2, n_classes=10, seed=0)
+    common = dict(labels=given, n_classes=10, features=Z.numpy(), oof=oof, dynamics=dyn,
+                  recov=recov, adaptation=adaptation)
+    single = TrainingRecord(**common)
+    multi = TrainingRecord(**common, rounds=rounds)
     return single, multi
 
 

@@ -23,6 +23,8 @@ import torch
 # our choice: 2^28 bytes of logits per chunk keeps peak memory bounded (~1 GiB with autograd
 # buffers) whatever the number of models, while big enough chunks keep the matmuls efficient.
 _CHUNK_BYTES = 1 << 28
+# rows per chunk when the ridge Gram matrix is accumulated: 16k x 512 float64 = 64 MiB
+_GRAM_ROWS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -248,26 +250,38 @@ class RidgeCrossFit:
     rotated : Tensor of shape (n_samples + 1, n_features)
         The centred features in the eigenbasis of their Gram matrix, ``U = X V``, and a
         last row of zeros that pads the fold blocks.
-    onehot : Tensor of shape (n_samples + 1, n_classes)
-        The one-hot given labels, and a last row of zeros.
+    labels : Tensor of shape (n_samples,), int64
+    n_classes : int
     eigenvalues : Tensor of shape (n_features,), float64
         Of ``X^T X``.
     """
 
     rotated: torch.Tensor
-    onehot: torch.Tensor
+    labels: torch.Tensor
+    n_classes: int
     eigenvalues: torch.Tensor
 
 
 def prepare_ridge(X: torch.Tensor, y: torch.Tensor, *, n_classes: int) -> RidgeCrossFit:
-    """Centre ``X`` and rotate it into the eigenbasis of its Gram matrix, once for all models."""
-    centred = X.double() - X.double().mean(0)
+    """Centre ``X`` and rotate it into the eigenbasis of its Gram matrix, once for all models.
+
+    The Gram matrix is accumulated in float64 over row chunks, so memory stays at one
+    float32 copy of ``X`` (the rotated features) whatever the number of samples.
+    """
+    n_samples, n_features = X.shape
+    mean = X.sum(0, dtype=torch.float64) / n_samples
+    gram = torch.zeros(n_features, n_features, dtype=torch.float64, device=X.device)
     # float64: collinear table columns give X^T X eigenvalues down to ~1e-10 of the largest
-    eigenvalues, vectors = torch.linalg.eigh(centred.T @ centred)
-    rotated = torch.cat([centred @ vectors, centred.new_zeros(1, X.shape[1])]).to(X.dtype)
-    onehot = torch.nn.functional.one_hot(y, n_classes).to(X.dtype)
-    onehot = torch.cat([onehot, onehot.new_zeros(1, n_classes)])
-    return RidgeCrossFit(rotated, onehot, eigenvalues.clamp(min=0))
+    for chunk in X.split(_GRAM_ROWS):
+        centred = chunk.double() - mean
+        gram += centred.T @ centred
+    eigenvalues, vectors = torch.linalg.eigh(gram)
+    rotated = torch.zeros(n_samples + 1, n_features, dtype=X.dtype, device=X.device)
+    vectors, mean = vectors.to(X.dtype), mean.to(X.dtype)
+    for start in range(0, n_samples, _GRAM_ROWS):
+        end = min(start + _GRAM_ROWS, n_samples)  # row n_samples stays zero: the padding
+        rotated[start:end] = (X[start:end] - mean) @ vectors
+    return RidgeCrossFit(rotated, y, n_classes, eigenvalues.clamp(min=0))
 
 
 def ridge_cross_fit_scores(
@@ -290,19 +304,32 @@ def ridge_cross_fit_scores(
         the samples, 10-20x faster on CPU than over a last axis of 10.
     """
     n_repeats, n_samples = folds.shape
-    n_folds, C, G = int(folds.max()) + 1, fit.onehot.shape[1], len(l2_grid)
-    dtype, device = fit.rotated.dtype, folds.device
+    n_folds, C, G = int(folds.max()) + 1, fit.n_classes, len(l2_grid)
+    U, dtype, device = fit.rotated[:-1], fit.rotated.dtype, folds.device
     n_train = (n_folds - 1) / n_folds * n_samples
     # A^-1 in the eigenbasis, one diagonal per strength: (G, D)
     l2 = torch.tensor(l2_grid, dtype=torch.float64, device=device)
     inverse = (1 / (n_train / n_samples * (fit.eigenvalues[None] + l2[:, None] * n_samples)))
     inverse = inverse.to(dtype)
-    # gather each fold's rows into a padded block (row N of ``padded`` is zeros), so batched
-    # matmuls give each model its held-out sums and score only its own held-out samples:
-    # N D G C work per repeat, not K N D G C
+    # per model, the training sums Y^T U and class counts: all samples minus its held-out fold
+    bins = folds * C + fit.labels
+    held_sums = torch.zeros(n_repeats, n_folds * C, U.shape[1], dtype=dtype, device=device)
+    for r in range(n_repeats):  # a scatter per repeat; one for all would copy U R times
+        held_sums[r].index_add_(0, bins[r], U)
+    held_sums = held_sums.view(n_repeats, n_folds, C, -1)
+    train = held_sums.sum(1, keepdim=True) - held_sums  # (R, K, C, D)
+    held_counts = torch.zeros(n_repeats, n_folds * C, dtype=dtype, device=device)
+    held_counts = held_counts.scatter_add_(1, bins, torch.ones_like(bins, dtype=dtype))
+    held_counts = held_counts.view(n_repeats, n_folds, C)
+    train_counts = held_counts.sum(1, keepdim=True) - held_counts
+    weights = (inverse[None, None, :, None, :] * train[:, :, None, :, :])  # (R, K, G, C, D)
+    weights = weights.reshape(n_repeats * n_folds, G * C, -1)
+    # gather each fold's rows into a padded block (the zero row N pads), so one batched
+    # matmul scores every held-out sample with its own fold's model only: N D G C work per
+    # repeat, not K N D G C. The class axis comes first: MKL is 2-4x slower with a 10-wide
+    # output than with a 10-high one.
     order = torch.argsort(folds, dim=1, stable=True)
-    sizes = torch.zeros(n_repeats, n_folds, dtype=torch.int64, device=device)
-    sizes.scatter_add_(1, folds, torch.ones_like(folds))
+    sizes = held_counts.sum(2).long()
     n_max = int(sizes.max())
     sorted_folds = torch.gather(folds, 1, order)
     position = (torch.arange(n_samples, device=device)[None, :]
@@ -312,16 +339,6 @@ def ridge_cross_fit_scores(
                        device=device)
     index[(slot + position).reshape(-1)] = order.reshape(-1)
     blocks = fit.rotated.index_select(0, index).view(n_repeats * n_folds, n_max, -1)
-    onehot = fit.onehot.index_select(0, index).view(n_repeats * n_folds, n_max, C)
-    # per model, the training sums Y^T X and class counts: all samples minus its held-out
-    # fold. Both matmuls put the small class axis first: MKL is 2-4x slower with a 10-wide
-    # output than with a 10-high one.
-    held_sums = torch.bmm(onehot.transpose(1, 2), blocks).view(n_repeats, n_folds, C, -1)
-    train = held_sums.sum(1, keepdim=True) - held_sums  # (R, K, C, D)
-    held_counts = onehot.sum(1).view(n_repeats, n_folds, C)
-    train_counts = held_counts.sum(1, keepdim=True) - held_counts
-    weights = (inverse[None, None, :, None, :] * train[:, :, None, :, :])  # (R, K, G, C, D)
-    weights = weights.reshape(n_repeats * n_folds, G * C, -1)
     held_out = torch.bmm(weights, blocks.transpose(1, 2))  # (R K, G C, n_max)
     bias = (train_counts / n_train).reshape(n_repeats * n_folds, 1, C, 1)
     held_out = (held_out.view(n_repeats * n_folds, G, C, n_max) + bias)

@@ -17,7 +17,7 @@ from sklearn.mixture import GaussianMixture
 from .detectors import DetectorResult
 from .errors import ConfigError
 
-MERGE_RULES = ("rank_mean", "vote")
+MERGE_RULES = ("rank_mean", "vote", "agreement")
 ISSUES = ("clean", "mislabeled", "out_of_distribution", "unreadable")
 
 
@@ -37,10 +37,13 @@ def merge_scores(
         At least one, all over the same samples.
     n_flag : int
         How many samples to flag (the estimated number of wrong labels).
-    rule : {"rank_mean", "vote"}, default="rank_mean"
+    rule : {"rank_mean", "vote", "agreement"}, default="rank_mean"
         ``rank_mean``: mean of the rank-normalised scores, the ``n_flag`` highest flagged.
         ``vote``: a sample is flagged when more than half of the detectors flag it (each by
         its own rule); the score is the share of votes, ties broken by the rank mean.
+        ``agreement``: as ``rank_mean``, but each detector weighted by how well its ranking
+        agrees with the others' (:func:`agreement_weights`), so that a detector that ranks
+        at odds with the rest on this dataset counts less; no ground truth is used.
 
     Returns
     -------
@@ -49,7 +52,10 @@ def merge_scores(
     """
     if rule not in MERGE_RULES:
         raise ConfigError(f"unknown merge rule '{rule}'. Use one of: {', '.join(MERGE_RULES)}.")
-    ranks = np.mean([rank_normalise(r.score) for r in results], axis=0)
+    all_ranks = np.array([rank_normalise(r.score) for r in results])
+    ranks = all_ranks.mean(axis=0)
+    if rule == "agreement":
+        ranks = agreement_weights(all_ranks) @ all_ranks
     if rule == "vote":
         votes = np.mean([r.flag for r in results], axis=0)
         # the rank mean only reorders samples with the same share of votes
@@ -58,6 +64,34 @@ def merge_scores(
     flag = np.zeros(len(ranks), dtype=bool)
     flag[np.argsort(-ranks, kind="stable")[:n_flag]] = True
     return ranks, flag
+
+
+def agreement_weights(ranks: np.ndarray) -> np.ndarray:
+    """Weights summing to 1: each detector's mean positive rank correlation with the others.
+
+    ``ranks`` is (n_detectors, n_samples) of rank-normalised scores, so the Pearson
+    correlation of two rows is their Spearman correlation. A detector's weight is the mean
+    of its correlations with the others, each clipped at 0: signals that find the same wrong labels
+    reinforce each other (findings.md §4: .94-.97 between the good ones), one that ranks
+    unlike all the rest (a failure mode on this dataset, or no signal) counts little or not
+    at all. With one detector, or when no pair agrees, the weights are equal.
+
+    Examples
+    --------
+    >>> r = np.array([[.25, .5, .75, 1.], [.5, .25, .75, 1.], [1., .75, .25, .5]])
+    >>> agreement_weights(r).round(3)
+    array([0.5, 0.5, 0. ])
+    """
+    k = len(ranks)
+    if k == 1:
+        return np.ones(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num(np.corrcoef(ranks))  # a constant score correlates with nothing
+    agree = np.clip(corr, 0, None)  # disagreeing with a failing detector costs nothing
+    w = (agree.sum(axis=1) - np.diag(agree)) / (k - 1)
+    if w.sum() <= 0:
+        return np.full(k, 1 / k)
+    return w / w.sum()
 
 
 def build_report(

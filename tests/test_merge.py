@@ -3,7 +3,7 @@ import pytest
 
 from cleanlab_ng.detectors import DetectorResult
 from cleanlab_ng.errors import ConfigError
-from cleanlab_ng.merge import build_report, merge_scores, rank_normalise
+from cleanlab_ng.merge import agreement_weights, build_report, merge_scores, rank_normalise
 from cleanlab_ng.noise_count import confident_joint, estimate_noise_count
 
 
@@ -30,8 +30,31 @@ def test_vote_needs_a_majority():
     assert score[0] > score[1] > score[2]
 
 
+def test_agreement_down_weights_the_detector_at_odds_with_the_rest():
+    # a and b rank the samples alike; c ranks them the other way round (a failing signal)
+    a = _result("a", [0.9, 0.8, 0.3, 0.1])
+    b = _result("b", [0.8, 0.9, 0.2, 0.1])
+    c = _result("c", [0.1, 0.2, 0.8, 0.9])
+    np.testing.assert_allclose(agreement_weights(np.array(
+        [rank_normalise(r.score) for r in (a, b, c)])), [0.5, 0.5, 0.0])
+    score, flag = merge_scores([a, b, c], n_flag=2, rule="agreement")
+    np.testing.assert_allclose(score, [0.875, 0.875, 0.5, 0.25])
+    np.testing.assert_array_equal(flag, [True, True, False, False])
+    # the plain rank mean lets c pull the clear cases to the middle
+    rank_score, _ = merge_scores([a, b, c], n_flag=2)
+    assert np.ptp(rank_score) < np.ptp(score)
+
+
+def test_agreement_weights_fall_back_to_equal():
+    one = np.array([[0.5, 1.0]])
+    np.testing.assert_allclose(agreement_weights(one), [1.0])
+    opposed = np.array([[0.5, 1.0], [1.0, 0.5]])
+    np.testing.assert_allclose(agreement_weights(opposed), [0.5, 0.5])
+
+
 def test_unknown_rule():
-    with pytest.raises(ConfigError, match="unknown merge rule 'max'. Use one of: rank_mean, vote."):
+    with pytest.raises(ConfigError, match="unknown merge rule 'max'. Use one of: rank_mean, vote, "
+                                          "agreement."):
         merge_scores([_result("a", [0.1])], n_flag=0, rule="max")
 
 

@@ -1,8 +1,10 @@
 """Combine the detectors' results into one noise score and one decision per sample.
 
 The detectors' scores are calibrated differently (posteriors, rank percentiles, null CDFs:
-detectors.md §7.3), so they are merged on ranks, never on raw values. The number flagged is
-one estimate of how many labels are wrong, the same number the summary reports. The
+detectors.md §7.3), so they are merged on ranks, never on raw values; by default each
+detector's ranks are weighted by how well they agree with the other detectors'
+(``agreement``, chosen over the plain rank mean by ``benchmarks/detectors.py``). The number
+flagged is one estimate of how many labels are wrong, the same number the summary reports. The
 out-of-fold probabilities feed ``predicted_label`` / ``suggested_label`` only: they are not
 a detector, so the merged result is never confident learning under another name.
 """
@@ -16,6 +18,7 @@ from sklearn.mixture import GaussianMixture
 
 from .detectors import DetectorResult
 from .errors import ConfigError
+from .noise_count import confident_guess
 
 MERGE_RULES = ("rank_mean", "vote", "agreement")
 ISSUES = ("clean", "mislabeled", "out_of_distribution", "unreadable")
@@ -27,7 +30,7 @@ def rank_normalise(score: np.ndarray) -> np.ndarray:
 
 
 def merge_scores(
-    results: list[DetectorResult], *, n_flag: int, rule: str = "rank_mean"
+    results: list[DetectorResult], *, n_flag: int, rule: str = "agreement"
 ) -> tuple[np.ndarray, np.ndarray]:
     """One noise score in [0, 1] (higher = more likely mislabeled) and one flag per sample.
 
@@ -37,7 +40,7 @@ def merge_scores(
         At least one, all over the same samples.
     n_flag : int
         How many samples to flag (the estimated number of wrong labels).
-    rule : {"rank_mean", "vote", "agreement"}, default="rank_mean"
+    rule : {"agreement", "rank_mean", "vote"}, default="agreement"
         ``rank_mean``: mean of the rank-normalised scores, the ``n_flag`` highest flagged.
         ``vote``: a sample is flagged when more than half of the detectors flag it (each by
         its own rule); the score is the share of votes, ties broken by the rank mean.
@@ -67,14 +70,16 @@ def merge_scores(
 
 
 def agreement_weights(ranks: np.ndarray) -> np.ndarray:
-    """Weights summing to 1: each detector's mean positive rank correlation with the others.
+    """Weights summing to 1: the square of each detector's mean positive rank correlation
+    with the others.
 
     ``ranks`` is (n_detectors, n_samples) of rank-normalised scores, so the Pearson
     correlation of two rows is their Spearman correlation. A detector's weight is the mean
-    of its correlations with the others, each clipped at 0: signals that find the same wrong labels
-    reinforce each other (findings.md §4: .94-.97 between the good ones), one that ranks
-    unlike all the rest (a failure mode on this dataset, or no signal) counts little or not
-    at all. With one detector, or when no pair agrees, the weights are equal.
+    of its correlations with the others, each clipped at 0, squared: signals that find the
+    same wrong labels reinforce each other (findings.md §4), one that ranks unlike the rest
+    (a failure mode on this dataset, or no signal) counts little or not at all. The square
+    sharpens the weights (exponent 2 of 1-4 and 10 tried in ``benchmarks/detectors.py``).
+    With one detector, or when no pair agrees, the weights are equal.
 
     Examples
     --------
@@ -88,7 +93,7 @@ def agreement_weights(ranks: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.nan_to_num(np.corrcoef(ranks))  # a constant score correlates with nothing
     agree = np.clip(corr, 0, None)  # disagreeing with a failing detector costs nothing
-    w = (agree.sum(axis=1) - np.diag(agree)) / (k - 1)
+    w = ((agree.sum(axis=1) - np.diag(agree)) / (k - 1)) ** 2
     if w.sum() <= 0:
         return np.full(k, 1 / k)
     return w / w.sum()
@@ -103,7 +108,7 @@ def build_report(
     results: list[DetectorResult],
     *,
     n_flag: int,
-    rule: str = "rank_mean",
+    rule: str = "agreement",
     baselines: list[DetectorResult] = (),
 ) -> pd.DataFrame:
     """The per-sample report: one row per sample, readable or not.
@@ -126,7 +131,8 @@ def build_report(
     ood = np.zeros(n, dtype=bool)
     separation = next((r for r in results if r.name == "linear_separation"), None)
     if separation is not None:
-        ood[readable] = out_of_distribution(flag & separation.flag, oof_proba)
+        ood[readable] = out_of_distribution(flag & separation.flag, labels[readable],
+                                            oof_proba)
     issue = np.where(readable, np.where(is_noisy, "mislabeled", "clean"), "unreadable")
     issue = np.where(ood, "out_of_distribution", issue)
     frame = pd.DataFrame({
@@ -147,23 +153,33 @@ def build_report(
     return _restore_label_dtypes(frame, class_names)
 
 
-def out_of_distribution(candidates: np.ndarray, proba: np.ndarray) -> np.ndarray:
+def out_of_distribution(candidates: np.ndarray, labels: np.ndarray,
+                        proba: np.ndarray) -> np.ndarray:
     """Which candidates no class explains: LSA's pseudo-loss sub-typing (detectors.md §5).
 
     The pseudo-loss is the cross-entropy against the best guess, ``-log max_c p(c|x)``,
-    on out-of-fold probabilities. A wrong label that another class explains has a low one
-    (relabel it); a sample that belongs to no class has a high one (remove it). A two-
-    component GMM over the candidates' pseudo-losses separates the two, as in
-    Trainer_PLS (PaulAlbert31/LSA @1b2ca0cd); with fewer than 10 candidates none is OOD.
+    on out-of-fold probabilities: low for a wrong label that another class explains
+    (relabel it), high for a sample that belongs to no class (remove it). As in Trainer_PLS
+    (PaulAlbert31/LSA @1b2ca0cd), a two-component GMM over the candidates' pseudo-losses
+    separates the two. Our guards, because a weak proxy also leaves ambiguous wrong labels
+    with a high pseudo-loss: the split is made only when two components explain the
+    pseudo-losses better than one (lower BIC), and a sample is OOD only when, besides,
+    no class reaches its confident-learning threshold for it (it is confidently *no*
+    class, where a wrong label is confidently *another* class). Fewer than 10 candidates:
+    none is OOD.
     """
     out = np.zeros(len(candidates), dtype=bool)
     idx = np.flatnonzero(candidates)
     if len(idx) < 10:
         return out
     pseudo = -np.log(np.clip(proba[idx].max(axis=1), 1e-12, 1))[:, None]
+    one = GaussianMixture(1, reg_covar=5e-4, random_state=0).fit(pseudo)
     gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=0).fit(pseudo)
+    if gmm.bic(pseudo) >= one.bic(pseudo):
+        return out
     high = int(np.argmax(gmm.means_[:, 0]))
-    out[idx] = gmm.predict_proba(pseudo)[:, high] > 0.5
+    unexplained = confident_guess(labels, proba)[idx] < 0
+    out[idx] = (gmm.predict_proba(pseudo)[:, high] > 0.5) & unexplained
     return out
 
 

@@ -57,8 +57,9 @@ def cli():
               help="Table column used as sample id [default: row number].")
 @click.option("--detectors", type=DetectorList(), default=None,
               help=f"Comma-separated detectors [default: all: {','.join(DETECTORS)}].")
-@click.option("--merge", type=click.Choice(MERGE_RULES), default="rank_mean", show_default=True,
-              help="How the detectors' scores are combined.")
+@click.option("--merge", type=click.Choice(MERGE_RULES), default="agreement", show_default=True,
+              help="How the detectors' scores are combined: agreement-weighted rank mean, "
+                   "plain rank mean, or majority vote of the detectors' flags.")
 @click.option("--noise-rate", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Flag this fraction instead of the estimated number of wrong labels.")
 @click.option("--backbone", default=None,

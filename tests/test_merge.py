@@ -16,7 +16,7 @@ def _result(name, score, flag=None):
 def test_rank_mean_flags_the_top_n():
     a = _result("a", [0.9, 0.1, 0.8, 0.2])
     b = _result("b", [0.7, 0.2, 0.9, 0.6])
-    score, flag = merge_scores([a, b], n_flag=2)
+    score, flag = merge_scores([a, b], n_flag=2, rule="rank_mean")
     np.testing.assert_allclose(score, [0.875, 0.25, 0.875, 0.5])
     np.testing.assert_array_equal(flag, [True, False, True, False])
 
@@ -41,7 +41,7 @@ def test_agreement_down_weights_the_detector_at_odds_with_the_rest():
     np.testing.assert_allclose(score, [0.875, 0.875, 0.5, 0.25])
     np.testing.assert_array_equal(flag, [True, True, False, False])
     # the plain rank mean lets c pull the clear cases to the middle
-    rank_score, _ = merge_scores([a, b, c], n_flag=2)
+    rank_score, _ = merge_scores([a, b, c], n_flag=2, rule="rank_mean")
     assert np.ptp(rank_score) < np.ptp(score)
 
 
@@ -50,6 +50,14 @@ def test_agreement_weights_fall_back_to_equal():
     np.testing.assert_allclose(agreement_weights(one), [1.0])
     opposed = np.array([[0.5, 1.0], [1.0, 0.5]])
     np.testing.assert_allclose(agreement_weights(opposed), [0.5, 0.5])
+
+
+def test_agreement_is_the_default():
+    a = _result("a", [0.9, 0.8, 0.3, 0.1])
+    c = _result("c", [0.1, 0.2, 0.8, 0.9])
+    b = _result("b", [0.8, 0.9, 0.2, 0.1])
+    np.testing.assert_allclose(merge_scores([a, b, c], n_flag=2)[0],
+                               merge_scores([a, b, c], n_flag=2, rule="agreement")[0])
 
 
 def test_unknown_rule():

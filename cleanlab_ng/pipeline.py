@@ -51,7 +51,7 @@ def clean(
     path_column: str = "path",
     id_column: str | None = None,
     detectors: str | list[str] | None = None,
-    merge: str = "agreement",
+    merge: str = "rank_mean",
     noise_rate: float | None = None,
     backbone: str | None = None,
     weights: str | Path | None = None,
@@ -83,8 +83,7 @@ def clean(
         Passed to :func:`cleanlab_ng.load_dataset`.
     detectors : str or list of str, default=None
         Names (``"bmm,late_stopping"``); None runs every registered detector.
-    merge : {"agreement", "rank_mean", "vote"}, default="agreement"
-        How the detectors are merged (:func:`cleanlab_ng.merge.merge_scores`).
+    merge : {"rank_mean", "vote"}, default="rank_mean"
     noise_rate : float, default=None
         Flag this fraction of samples instead of the estimated number of wrong labels.
     backbone, weights, image_size, cache_dir
@@ -153,7 +152,9 @@ def clean(
     if len(present) < 2:
         raise ConfigError(f"{data.source}: fewer than two classes among the readable samples. "
                           "Label noise needs at least two classes.")
-    X = torch.as_tensor(features.Z[readable], device=torch_device)
+    # no copy when every sample is readable: the features can be most of the memory
+    Z = features.Z if readable.all() else features.Z[readable]
+    X = torch.as_tensor(Z, device=torch_device)
     key = {"input": input_hash, "features": features.kind, "image_size": image_size,
            "seed": seed, "folds": folds, "device": torch_device.type, "version": __version__,
            "label_column": label_column}
@@ -161,9 +162,11 @@ def clean(
     needed = {s for n in names for s in REQUIRES[n]}
     if late_stopping_rounds and "late_stopping" in names:
         needed.add("rounds")
+    if finetune and "recov" in needed:  # the deep proxy: ten fastReCoV runs, not thousands
+        needed = (needed - {"recov"}) | {"fastrecov"}
     # the out-of-fold probabilities behind predicted_label and the number flagged come
-    # from recov when it runs, else from oof; the proxy runs take oof's L2 and noise rate
-    if "recov" not in needed or needed & {"dynamics", "rounds", "adaptation"}:
+    # from (fast)recov when it runs, else from oof; the proxy runs take oof's L2 and noise rate
+    if not needed & {"recov", "fastrecov"} or needed & {"dynamics", "rounds", "adaptation"}:
         needed.add("oof")
 
     stages = {}
@@ -177,6 +180,15 @@ def clean(
                     on_run=lambda d, t: progress("train_recov", d, t))
                 save_stage(record_dir, "recov", stages["recov"], recov_key)
             log.info("recov: %d runs (%s)", stages["recov"].n_runs, stages["recov"].stop_reason)
+    if "fastrecov" in needed:
+        fast_key = dict(key, epochs=epochs, backbone=features.kind)
+        stages["fastrecov"] = load_stage(record_dir, "fastrecov", fast_key)
+        if stages["fastrecov"] is None:
+            with _timed(timings, "train_fastrecov"):
+                stages["fastrecov"] = _fastrecov(
+                    data, readable, y, backbone, weights, image_size, n_classes, folds, epochs,
+                    seed, str(torch_device), lambda d, t: progress("train_fastrecov", d, t))
+                save_stage(record_dir, "fastrecov", stages["fastrecov"], fast_key)
     if "oof" in needed:
         oof_key = dict(key)
         stages["oof"] = load_stage(record_dir, "oof", oof_key)
@@ -221,7 +233,7 @@ def clean(
                 stages["adaptation"] = adapt_fold_heads(X, y, oof.folds, oof.l2,
                                                         n_classes=n_classes, seed=seed)
                 save_stage(record_dir, "adaptation", stages["adaptation"], key)
-    record = TrainingRecord(labels=y, n_classes=n_classes, features=features.Z[readable],
+    record = TrainingRecord(labels=y, n_classes=n_classes, features=Z,
                             **stages)
 
     options = {"recov": {"rule": recov_rule}}
@@ -255,17 +267,32 @@ def clean(
 
 def _finetune(data, readable, y, backbone, weights, image_size, n_classes, noise_rate, epochs,
               seed, device, on_epoch):
-    from .backbones import load_images, resolve_backbone
     from .train.finetune import finetune_dynamics
+
+    spec, images = _images(data, readable, backbone, weights, image_size)
+    return finetune_dynamics(images, y, spec, n_classes=n_classes, noise_rate=noise_rate,
+                             epochs=epochs, seed=seed, device=device, on_epoch=on_epoch)
+
+
+def _fastrecov(data, readable, y, backbone, weights, image_size, n_classes, folds, epochs, seed,
+               device, on_run):
+    from .train.fastrecov import train_fastrecov
+
+    spec, images = _images(data, readable, backbone, weights, image_size)
+    return train_fastrecov(images, y, spec, n_classes=n_classes, n_folds=folds, epochs=epochs,
+                           seed=seed, device=device, on_run=on_run)
+
+
+def _images(data, readable, backbone, weights, image_size):
+    """The backbone to fine-tune and the readable images, decoded at ``image_size``."""
+    from .backbones import load_images, resolve_backbone
 
     spec, reason = resolve_backbone(backbone, weights)
     if spec is None:
         raise ConfigError(f"--finetune: {reason}. Install the weights extra, or pass "
                           "--backbone and --weights.")
     paths = [p for p, ok in zip(data.image_paths, readable) if ok]
-    images, _ = load_images(paths, image_size)
-    return finetune_dynamics(images, y, spec, n_classes=n_classes, noise_rate=noise_rate,
-                             epochs=epochs, seed=seed, device=device, on_epoch=on_epoch)
+    return spec, load_images(paths, image_size)[0]
 
 
 def _select_detectors(detectors) -> list[str]:
@@ -286,6 +313,7 @@ def _select_detectors(detectors) -> list[str]:
 
 def _summary(data, features, record, results, report, timings, **info) -> dict:
     oof, dyn, rec = record.oof, record.dynamics, record.recov
+    source = "recov" if rec else "fastrecov" if record.fastrecov else "oof"
     readable = features.readable
     is_noisy = report["is_noisy"].to_numpy()
     per_class = {}
@@ -319,7 +347,7 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
             "features_reason": features.reason,
             "n_imputed": int(features.n_imputed),
             "oof_accuracy": round(oof_acc, 4),
-            "oof_source": "recov" if rec else "oof",
+            "oof_source": source,
             "l2": oof.l2 if oof else None,
             "folds": info["folds"],
             "recov": {"runs": rec.n_runs, "stop_reason": rec.stop_reason,

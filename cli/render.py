@@ -12,6 +12,7 @@ STAGE_LABELS = {
     "encode": "encode images",
     "train_oof": "train out-of-fold heads",
     "train_recov": "train repeated K-fold heads",
+    "train_fastrecov": "train fastReCoV runs",
     "train_dynamics": "train proxy run",
     "train_rounds": "train late-stopping rounds",
     "detect": "run detectors",

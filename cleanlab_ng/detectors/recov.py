@@ -13,6 +13,11 @@ Reference:  GJiananChen/ReCoV @52f93fd4: mushroom/mushroom_recov.py L106/L175 (b
             L138-143 and L222 (binomial test, BH), HECKTOR/HECKTOR_recov_plotting.py L205-end
             (Gaussian-mixture null); detectors.md §2.
 
+With ``--finetune`` the record holds fastReCoV instead (the ``fastrecov`` stage: ten
+re-split runs of the fine-tuned network with a memory of each sample's held-out probability;
+cifar10n/cifar_fastrecov.py @24de7f65): score ``clip(1 - memory, 0, 1)``, flag
+``memory <= 0.3``, evidence ``memory``.
+
 The histogram is built by the ``recov`` record stage (ridge heads on the features, all
 repeats and folds at once; the fold metric is accuracy on the given labels). Under "no
 effect" each sample is in the worst fold of a run with probability 1/K, so its count is
@@ -48,7 +53,8 @@ def detect(record: TrainingRecord, *, rule: str = "auto", alpha: float = ALPHA) 
     Parameters
     ----------
     record : TrainingRecord
-        Reads ``record.recov``: the worst-fold counts, the number of runs R and of folds K.
+        Reads ``record.recov``: the worst-fold counts, the number of runs R and of folds K;
+        or, when only the ``fastrecov`` stage exists, its memory (``rule`` is then unused).
     rule : {"auto", "bound", "binomial", "gmm"}, default="auto"
         The flag. ``bound`` (approach 1): count above the binomial mean plus 2 SD.
         ``binomial`` (approach 2): one-sided binomial test, Benjamini-Hochberg at
@@ -72,6 +78,8 @@ def detect(record: TrainingRecord, *, rule: str = "auto", alpha: float = ALPHA) 
     """
     if rule not in RULES:
         raise ConfigError(f"unknown ReCoV rule '{rule}'. Use one of: {', '.join(RULES)}.")
+    if record.recov is None and record.fastrecov is not None:
+        return _fast_recov(record.fastrecov)
     rec = record.require("recov", "recov")
     counts, R, K = rec.counts, rec.n_runs, rec.n_folds
     dispersion = float(np.var(counts) / (R * (K - 1) / K**2))
@@ -100,6 +108,17 @@ def detect(record: TrainingRecord, *, rule: str = "auto", alpha: float = ALPHA) 
         diagnostics={"rule": chosen, "runs": int(R), "folds": int(K),
                      "stop_reason": rec.stop_reason, "stability": rec.stability,
                      "dispersion": round(dispersion, 4), "gmm_components": int(n_components)},
+    )
+
+
+def _fast_recov(fast) -> DetectorResult:
+    """fastReCoV's own rule: identified when the memory is at or below the threshold."""
+    memory = fast.memory.astype(np.float64)
+    return DetectorResult(
+        "recov", score=np.clip(1 - memory, 0, 1), flag=memory <= fast.threshold,
+        evidence={"memory": memory},
+        diagnostics={"mode": "fastrecov", "runs": int(fast.n_runs), "folds": int(fast.n_folds),
+                     "threshold": float(fast.threshold)},
     )
 
 
@@ -146,8 +165,8 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 
     Examples
     --------
-    >>> benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5]))
-    array([0.04, 0.04, 0.04, 0.5 ])
+    >>> benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5])).round(4)
+    array([0.04  , 0.0533, 0.0533, 0.5   ])
     """
     n = len(p)
     order = np.argsort(p)

@@ -1,4 +1,4 @@
-"""``--finetune``: the ``dynamics`` stage from the timm backbone trained end to end.
+"""``--finetune``: the timm backbone trained end to end, for the ``dynamics`` stage.
 
 The cheap proxy is a head on frozen features; this is the expensive one, meant for a GPU:
 the pretrained backbone plus a linear classifier, trained on the images with the given
@@ -6,6 +6,8 @@ labels (SGD with momentum, random crop and flip, constant LR for the first 60 % 
 epochs then cosine decay), with one eval-mode pass over the deterministic view of every
 image after each epoch -- the same record the head run writes, so every detector reads it
 unchanged. The images are decoded once into memory at ``image_size`` (N x S x S x 3 bytes).
+:func:`proxy_model`, :func:`train_epoch` and :func:`predict_proba` also train the fold
+models of fastReCoV (:mod:`cleanlab_ng.train.fastrecov`).
 """
 
 from __future__ import annotations
@@ -57,47 +59,72 @@ def finetune_dynamics(
     Dynamics
     """
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # timm initialises the new classifier from the global generator
-    features = trainable_backbone(backbone, device)
-    width = getattr(features, "head_hidden_size", features.num_features)
-    model = torch.nn.Sequential(features, torch.nn.Linear(width, n_classes)).to(device)
-    mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1) * 255
+    model, normalise = proxy_model(backbone, n_classes, seed, device)
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2)  # uint8 NCHW view, on the host
     y = torch.as_tensor(labels)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     n_warm = max(1, round(WARMUP_FRACTION * epochs))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: _lr_factor(e, n_warm, epochs))
-    n, size = len(labels), images.shape[1]
-    pad = max(1, size // 8)  # the CIFAR recipe's 4 px at 32 px, scaled
+    n = len(labels)
+    everyone = torch.arange(n)
 
     fields = {k: np.empty((epochs, n), dtype=np.float32)
               for k in ("loss", "p_given", "margin", "entropy")}
     pred = np.empty((epochs, n), dtype=np.int32)
     probas = []
     for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(n, generator=gen)
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            x = _augment(pixels[idx].to(device).float(), pad, gen)
-            loss = torch.nn.functional.cross_entropy(model((x - mean) / std), y[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        train_epoch(model, opt, normalise, pixels, y, everyone, batch_size=batch_size, gen=gen)
         sched.step()
-        model.eval()
-        with torch.inference_mode():
-            proba = torch.cat([
-                torch.softmax(model((pixels[s:s + batch_size].to(device).float() - mean) / std),
-                              -1).float().cpu()
-                for s in range(0, n, batch_size)
-            ]).numpy()
+        proba = predict_proba(model, normalise, pixels, everyone, batch_size=batch_size)
         _record_epoch(proba, labels, epoch, fields, pred)
         probas.append(proba.astype(np.float16))
         if on_epoch:
             on_epoch(epoch + 1, epochs)
     return summarise_run(fields, pred, probas, labels, noise_rate=noise_rate, n_warm=n_warm)
+
+
+def proxy_model(backbone: Backbone, n_classes: int, seed: int, device: str):
+    """A fresh trainable copy of the backbone with a new linear classifier, and the function
+    that turns uint8 NCHW pixels on the host into the model's normalised input on ``device``.
+    """
+    torch.manual_seed(seed)  # the new classifier initialises from the global generator
+    features = trainable_backbone(backbone, device)
+    width = getattr(features, "head_hidden_size", features.num_features)
+    model = torch.nn.Sequential(features, torch.nn.Linear(width, n_classes)).to(device)
+    mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1) * 255
+
+    def normalise(pixels: torch.Tensor) -> torch.Tensor:  # uint8 or float, 0..255
+        return (pixels.to(device).float() - mean) / std
+
+    return model, normalise
+
+
+def train_epoch(model, opt, normalise, pixels: torch.Tensor, y: torch.Tensor,
+                rows: torch.Tensor, *, batch_size: int, gen: torch.Generator) -> None:
+    """One epoch of SGD over ``rows`` in random order, on augmented views."""
+    model.train()
+    device = next(model.parameters()).device
+    pad = max(1, pixels.shape[-1] // 8)  # the CIFAR recipe's 4 px at 32 px, scaled
+    order = rows[torch.randperm(len(rows), generator=gen)]
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        x = normalise(_augment(pixels[idx].to(device).float(), pad, gen))
+        loss = torch.nn.functional.cross_entropy(model(x), y[idx].to(x.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def predict_proba(model, normalise, pixels: torch.Tensor, rows: torch.Tensor, *,
+                  batch_size: int) -> np.ndarray:
+    """Eval-mode softmax probabilities of ``rows`` on the deterministic view: (len(rows), C)."""
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([
+            torch.softmax(model(normalise(pixels[rows[s:s + batch_size]])), -1).float().cpu()
+            for s in range(0, len(rows), batch_size)
+        ]).numpy()
 
 
 def _augment(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:

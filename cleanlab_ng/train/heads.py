@@ -25,6 +25,8 @@ import torch
 _CHUNK_BYTES = 1 << 28
 # rows per chunk when the ridge Gram matrix is accumulated: 16k x 512 float64 = 64 MiB
 _GRAM_ROWS = 1 << 14
+# our choice: at most 64 MiB of gathered feature rows at once when scoring held-out folds
+_GATHER_BYTES = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -338,8 +340,14 @@ def ridge_cross_fit_scores(
     index = torch.full((n_repeats * n_folds * n_max,), n_samples, dtype=torch.int64,
                        device=device)
     index[(slot + position).reshape(-1)] = order.reshape(-1)
-    blocks = fit.rotated.index_select(0, index).view(n_repeats * n_folds, n_max, -1)
-    held_out = torch.bmm(weights, blocks.transpose(1, 2))  # (R K, G C, n_max)
+    held_out = torch.empty(n_repeats * n_folds, G * C, n_max, dtype=dtype, device=device)
+    # a group of fold blocks at a time keeps the gathered rows under _GATHER_BYTES
+    per_group = max(1, _GATHER_BYTES // (n_max * U.shape[1] * U.element_size()))
+    for start in range(0, n_repeats * n_folds, per_group):
+        group = slice(start, start + per_group)
+        rows = index[group.start * n_max:group.stop * n_max]
+        blocks = fit.rotated.index_select(0, rows).view(-1, n_max, U.shape[1])
+        torch.bmm(weights[group], blocks.transpose(1, 2), out=held_out[group])
     bias = (train_counts / n_train).reshape(n_repeats * n_folds, 1, C, 1)
     held_out = (held_out.view(n_repeats * n_folds, G, C, n_max) + bias)
     held_out = held_out.view(n_repeats, n_folds, G * C, n_max).transpose(1, 2)

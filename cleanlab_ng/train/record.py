@@ -11,6 +11,8 @@ detector needs it and the saved record lacks it:
 * ``rounds``   -- multi-round Late Stopping: the round at which each sample was removed.
 * ``recov``    -- repeated K-fold cross-fitting of ridge heads: per-fold accuracies, how often
   each sample was in the worst fold, and out-of-fold probabilities averaged over the repeats.
+* ``fastrecov`` -- fastReCoV with the fine-tuned backbone (``--finetune``): each sample's
+  memory of its held-out probability over ten re-split cross-validation runs.
 * ``adaptation`` -- the out-of-fold heads before and after label-free entropy minimisation
   on their held-out folds (confidence_drop).
 
@@ -28,7 +30,7 @@ import numpy as np
 
 from ..export import atomic_write
 
-STAGES = ("oof", "dynamics", "rounds", "adaptation", "recov")
+STAGES = ("oof", "dynamics", "rounds", "adaptation", "recov", "fastrecov")
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +111,18 @@ class Recov:
 
 
 @dataclass(frozen=True, eq=False)
+class FastRecov:
+    """Stage ``fastrecov``: fastReCoV runs of the fine-tuned proxy (``detectors.md`` §2)."""
+
+    memory: np.ndarray  # (N,) moving average of the held-out probability of the given label
+    proba: np.ndarray  # (N, C) held-out probabilities averaged over the runs
+    noise_count: int  # estimated number of wrong labels, from ``proba``
+    n_runs: int
+    n_folds: int
+    threshold: float  # identified: memory <= threshold
+
+
+@dataclass(frozen=True, eq=False)
 class TrainingRecord:
     """What the proxy training recorded, for the samples that could be encoded.
 
@@ -119,7 +133,7 @@ class TrainingRecord:
     n_classes : int
     features : ndarray of shape (n_samples, n_features) or None
         The standardised features the heads trained on (read by linear_separation).
-    oof, dynamics, rounds, adaptation, recov : stage dataclasses or None
+    oof, dynamics, rounds, adaptation, recov, fastrecov : stage dataclasses or None
         None when the stage was not trained.
     """
 
@@ -131,6 +145,7 @@ class TrainingRecord:
     rounds: Rounds | None = None
     adaptation: Adaptation | None = None
     recov: Recov | None = None
+    fastrecov: FastRecov | None = None
 
     @property
     def n_samples(self) -> int:
@@ -138,8 +153,8 @@ class TrainingRecord:
 
     @property
     def proba(self) -> np.ndarray:
-        """Out-of-fold probabilities (N, C): averaged over the ``recov`` repeats when that
-        stage exists, else the ``oof`` stage's."""
+        """Out-of-fold probabilities (N, C): averaged over the ``recov`` repeats (or the
+        ``fastrecov`` runs) when that stage exists, else the ``oof`` stage's."""
         return self._out_of_fold().proba
 
     @property
@@ -148,10 +163,11 @@ class TrainingRecord:
         return self._out_of_fold().noise_count
 
     def _out_of_fold(self):
-        if self.recov is None and self.oof is None:
-            raise ValueError("out-of-fold probabilities need the 'recov' or the 'oof' training "
-                             "stage, which this record lacks")
-        return self.recov if self.recov is not None else self.oof
+        for stage in (self.recov, self.fastrecov, self.oof):
+            if stage is not None:
+                return stage
+        raise ValueError("out-of-fold probabilities need the 'recov', 'fastrecov' or 'oof' "
+                         "training stage, which this record lacks")
 
     def require(self, stage: str, detector: str):
         """The stage, or a clear error when a detector is called without it."""
@@ -182,7 +198,7 @@ def load_stage(folder: Path, stage: str, key: dict):
     if meta["key"] != json.loads(json.dumps(key, sort_keys=True, default=float)):
         return None
     cls = {"oof": OutOfFold, "dynamics": Dynamics, "rounds": Rounds,
-           "adaptation": Adaptation, "recov": Recov}[stage]
+           "adaptation": Adaptation, "recov": Recov, "fastrecov": FastRecov}[stage]
     with np.load(data_path) as data:
         arrays = {name: data[name] for name in data.files}
     return cls(**arrays, **meta["scalars"])

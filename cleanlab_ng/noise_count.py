@@ -35,7 +35,7 @@ def confident_joint(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """
     n_classes = proba.shape[1]
     counts = np.bincount(labels, minlength=n_classes)
-    guess = _confident_guess(labels, proba)
+    guess = confident_guess(labels, proba)
     confident = guess >= 0
     cj = np.zeros((n_classes, n_classes))
     np.add.at(cj, (labels[confident], guess[confident]), 1.0)
@@ -56,12 +56,12 @@ def estimate_noise_count(labels: np.ndarray, proba: np.ndarray) -> int:
     """
     cj = confident_joint(labels, proba)
     calibrated = cj.sum() - np.trace(cj)
-    guess = _confident_guess(labels, proba)
+    guess = confident_guess(labels, proba)
     strict = np.sum((guess >= 0) & (guess != labels) & (proba.argmax(axis=1) != labels))
     return int(round((calibrated + strict) / 2))
 
 
-def _confident_guess(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
+def confident_guess(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """The class each sample confidently belongs to, or -1 when none reaches its threshold."""
     n_samples, n_classes = proba.shape
     counts = np.bincount(labels, minlength=n_classes)

@@ -216,3 +216,9 @@ def test_named_model_from_local_cache_only(tmp_path, monkeypatch, images):
     model = _build_model("test_efficientnet", None, "cpu")
     torch.testing.assert_close(model.conv_stem.weight, source.conv_stem.weight)
     _build_model.cache_clear()
+
+
+def test_pixels_is_asked_for_by_name():
+    from cleanlab_ng.backbones import resolve_backbone
+
+    assert resolve_backbone("pixels") == (None, "raw pixels, as asked (--backbone pixels)")

@@ -51,7 +51,7 @@ def clean(
     path_column: str = "path",
     id_column: str | None = None,
     detectors: str | list[str] | None = None,
-    merge: str = "rank_mean",
+    merge: str = "agreement",
     noise_rate: float | None = None,
     backbone: str | None = None,
     weights: str | Path | None = None,
@@ -83,7 +83,8 @@ def clean(
         Passed to :func:`cleanlab_ng.load_dataset`.
     detectors : str or list of str, default=None
         Names (``"bmm,late_stopping"``); None runs every registered detector.
-    merge : {"rank_mean", "vote"}, default="rank_mean"
+    merge : {"agreement", "rank_mean", "vote"}, default="agreement"
+        How the detectors are merged (:func:`cleanlab_ng.merge.merge_scores`).
     noise_rate : float, default=None
         Flag this fraction of samples instead of the estimated number of wrong labels.
     backbone, weights, image_size, cache_dir

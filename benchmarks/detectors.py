@@ -68,13 +68,13 @@ NOTES = """## Reading (written by hand for the run at commit 0332e29)
   with issue out_of_distribution 35 % (target 80 %, −45 points); flagged flips called
   mislabeled 78.8 % (target 80 %, −1.2 points); 294 of 424 foreign images flagged at all.
   Not the count: 1,760 flagged for 1,229 wrong (over-estimated). Why: the held-out classes
-  (cat, dog) are animals and the 64-px ImageNet embedding of 32-px CIFAR is weak (out-of-
-  fold accuracy 0.64 on CIFAR-10N aggre above), so the proxy confidently calls many foreign
+  (cat, dog) are animals and the 64-px ImageNet embedding of 32-px CIFAR is weak (out-of-fold
+  accuracy 0.64 on CIFAR-10N aggre above), so the proxy confidently calls many foreign
   images deer, horse or bird: they look like wrong labels that another class explains, which
   the pseudo-loss / confident-learning sub-typing (merge.out_of_distribution) by its own
   rule calls mislabeled; and "rest" contains the flips, which LSA is built to score high
-  too. Of the 481 samples called out_of_distribution only 31 % are foreign. A far-OOD hold-
-  out (e.g. vehicles into animals) or a better embedding (224 px, fine-tuned) is the next
+  too. Of the 481 samples called out_of_distribution only 31 % are foreign. A far-OOD
+  hold-out (e.g. vehicles into animals) or a better embedding (224 px, fine-tuned) is the next
   test.
 """
 

@@ -171,69 +171,47 @@ def clean(
         needed.add("oof")
 
     stages = {}
+
+    def train_stage(name: str, stage_key: dict, train: Callable[[Callable], object]) -> None:
+        """Reuse the saved stage when its key matches, else train it and save it."""
+        stages[name] = load_stage(record_dir, name, stage_key)
+        if stages[name] is None:
+            with _timed(timings, f"train_{name}"):
+                stages[name] = train(lambda d, t: progress(f"train_{name}", d, t))
+                save_stage(record_dir, name, stages[name], stage_key)
+
+    device_name = str(torch_device)
     if "recov" in needed:
-        recov_key = dict(key, recov_runs=recov_runs, max_runs=MAX_RUNS)
-        stages["recov"] = load_stage(record_dir, "recov", recov_key)
-        if stages["recov"] is None:
-            with _timed(timings, "train_recov"):
-                stages["recov"] = train_recov(
-                    X, y, n_classes=n_classes, n_folds=folds, n_runs=recov_runs, seed=seed,
-                    on_run=lambda d, t: progress("train_recov", d, t))
-                save_stage(record_dir, "recov", stages["recov"], recov_key)
-            log.info("recov: %d runs (%s)", stages["recov"].n_runs, stages["recov"].stop_reason)
+        train_stage("recov", dict(key, recov_runs=recov_runs, max_runs=MAX_RUNS),
+                    lambda cb: train_recov(X, y, n_classes=n_classes, n_folds=folds,
+                                           n_runs=recov_runs, seed=seed, on_run=cb))
+        log.info("recov: %d runs (%s)", stages["recov"].n_runs, stages["recov"].stop_reason)
     if "fastrecov" in needed:
-        fast_key = dict(key, epochs=epochs, backbone=features.kind)
-        stages["fastrecov"] = load_stage(record_dir, "fastrecov", fast_key)
-        if stages["fastrecov"] is None:
-            with _timed(timings, "train_fastrecov"):
-                stages["fastrecov"] = _fastrecov(
-                    data, readable, y, backbone, weights, image_size, n_classes, folds, epochs,
-                    seed, str(torch_device), lambda d, t: progress("train_fastrecov", d, t))
-                save_stage(record_dir, "fastrecov", stages["fastrecov"], fast_key)
+        train_stage("fastrecov", dict(key, epochs=epochs, backbone=features.kind),
+                    lambda cb: _fastrecov(data, readable, y, backbone, weights, image_size,
+                                          n_classes, folds, epochs, seed, device_name, cb))
     if "oof" in needed:
-        oof_key = dict(key)
-        stages["oof"] = load_stage(record_dir, "oof", oof_key)
-        if stages["oof"] is None:
-            with _timed(timings, "train_oof"):
-                progress("train_oof", 0, 1)
-                stages["oof"] = train_out_of_fold(X, y, n_classes=n_classes, n_folds=folds,
-                                                  seed=seed)
-                save_stage(record_dir, "oof", stages["oof"], oof_key)
-                progress("train_oof", 1, 1)
+        train_stage("oof", key, lambda cb: train_out_of_fold(X, y, n_classes=n_classes,
+                                                             n_folds=folds, seed=seed))
     oof = stages.get("oof")
     est_rate = oof.noise_count / len(y) if oof is not None else None
-    if "dynamics" in needed:
-        dyn_key = dict(key, epochs=epochs, head="finetune" if finetune else head)
-        stages["dynamics"] = load_stage(record_dir, "dynamics", dyn_key)
-        if stages["dynamics"] is None:
-            with _timed(timings, "train_dynamics"):
-                on_epoch = lambda d, t: progress("train_dynamics", d, t)  # noqa: E731
-                if finetune:
-                    stages["dynamics"] = _finetune(data, readable, y, backbone, weights,
-                                                   image_size, n_classes, est_rate, epochs,
-                                                   seed, str(torch_device), on_epoch)
-                else:
-                    stages["dynamics"] = train_dynamics(
-                        X, y, n_classes=n_classes, l2=oof.l2, noise_rate=est_rate,
-                        epochs=epochs, head=head, seed=seed, on_epoch=on_epoch)
-                save_stage(record_dir, "dynamics", stages["dynamics"], dyn_key)
+    if "dynamics" in needed and finetune:
+        train_stage("dynamics", dict(key, epochs=epochs, head="finetune"),
+                    lambda cb: _finetune(data, readable, y, backbone, weights, image_size,
+                                         n_classes, est_rate, epochs, seed, device_name, cb))
+    elif "dynamics" in needed:
+        train_stage("dynamics", dict(key, epochs=epochs, head=head),
+                    lambda cb: train_dynamics(X, y, n_classes=n_classes, l2=oof.l2,
+                                              noise_rate=est_rate, epochs=epochs, head=head,
+                                              seed=seed, on_epoch=cb))
     if "rounds" in needed:
-        rounds_key = dict(key, head=head, rounds=late_stopping_rounds)
-        stages["rounds"] = load_stage(record_dir, "rounds", rounds_key)
-        if stages["rounds"] is None:
-            with _timed(timings, "train_rounds"):
-                stages["rounds"] = train_rounds(
-                    X, y, n_classes=n_classes, l2=oof.l2, noise_rate=est_rate,
-                    n_rounds=late_stopping_rounds, head=head, seed=seed,
-                    on_round=lambda d, t: progress("train_rounds", d, t))
-                save_stage(record_dir, "rounds", stages["rounds"], rounds_key)
+        train_stage("rounds", dict(key, head=head, rounds=late_stopping_rounds),
+                    lambda cb: train_rounds(X, y, n_classes=n_classes, l2=oof.l2,
+                                            noise_rate=est_rate, n_rounds=late_stopping_rounds,
+                                            head=head, seed=seed, on_round=cb))
     if "adaptation" in needed:
-        stages["adaptation"] = load_stage(record_dir, "adaptation", key)
-        if stages["adaptation"] is None:
-            with _timed(timings, "train_adaptation"):
-                stages["adaptation"] = adapt_fold_heads(X, y, oof.folds, oof.l2,
-                                                        n_classes=n_classes, seed=seed)
-                save_stage(record_dir, "adaptation", stages["adaptation"], key)
+        train_stage("adaptation", key, lambda cb: adapt_fold_heads(
+            X, y, oof.folds, oof.l2, n_classes=n_classes, seed=seed))
     record = TrainingRecord(labels=y, n_classes=n_classes, features=Z,
                             **stages)
 

@@ -171,7 +171,7 @@ def current_commit() -> str:
     """The commit the code was imported from, marked ``-dirty`` with uncommitted changes."""
     def git(*args):
         return subprocess.run(["git", *args], capture_output=True, text=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+                              cwd=Path(__file__).parents[1]).stdout.strip()
 
     dirty = git("status", "--porcelain", "--untracked-files=no", "cleanlab_ng", "benchmarks")
     return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")

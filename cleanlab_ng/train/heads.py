@@ -15,7 +15,7 @@ and how strongly it is regularised. Two families:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -262,6 +262,17 @@ class RidgeCrossFit:
     labels: torch.Tensor
     n_classes: int
     eigenvalues: torch.Tensor
+    # reused between calls: a fresh 20-100 MB gather buffer every repeat is page-faulted in
+    # by the OS each time (glibc maps blocks over 32 MiB anew), 5x the cost of the gather
+    _scratch: dict = field(default_factory=dict, repr=False)
+
+    def scratch(self, name: str, numel: int) -> torch.Tensor:
+        """A 1-D work buffer of at least ``numel`` elements, kept for later calls."""
+        buffer = self._scratch.get(name)
+        if buffer is None or buffer.numel() < numel:
+            buffer = torch.empty(numel, dtype=self.rotated.dtype, device=self.rotated.device)
+            self._scratch[name] = buffer
+        return buffer[:numel]
 
 
 def prepare_ridge(X: torch.Tensor, y: torch.Tensor, *, n_classes: int) -> RidgeCrossFit:
@@ -340,13 +351,16 @@ def ridge_cross_fit_scores(
     index = torch.full((n_repeats * n_folds * n_max,), n_samples, dtype=torch.int64,
                        device=device)
     index[(slot + position).reshape(-1)] = order.reshape(-1)
-    held_out = torch.empty(n_repeats * n_folds, G * C, n_max, dtype=dtype, device=device)
+    n_models, width = n_repeats * n_folds, U.shape[1]
+    held_out = fit.scratch("held_out", n_models * G * C * n_max).view(n_models, G * C, n_max)
     # a group of fold blocks at a time keeps the gathered rows under _GATHER_BYTES
-    per_group = max(1, _GATHER_BYTES // (n_max * U.shape[1] * U.element_size()))
-    for start in range(0, n_repeats * n_folds, per_group):
+    per_group = max(1, _GATHER_BYTES // (n_max * width * U.element_size()))
+    gathered = fit.scratch("blocks", min(per_group, n_models) * n_max * width)
+    for start in range(0, n_models, per_group):
         group = slice(start, start + per_group)
         rows = index[group.start * n_max:group.stop * n_max]
-        blocks = fit.rotated.index_select(0, rows).view(-1, n_max, U.shape[1])
+        blocks = torch.index_select(fit.rotated, 0, rows, out=gathered[:len(rows) * width]
+                                    .view(len(rows), width)).view(-1, n_max, width)
         torch.bmm(weights[group], blocks.transpose(1, 2), out=held_out[group])
     bias = (train_counts / n_train).reshape(n_repeats * n_folds, 1, C, 1)
     held_out = (held_out.view(n_repeats * n_folds, G, C, n_max) + bias)

@@ -102,12 +102,12 @@ def test_batched_ridge_matches_per_model_solves(digits):
     Z = StandardScaler().fit_transform(X)
     folds = repeated_folds(given, 5, seed=0, repeats=range(3))
     fit = prepare_ridge(torch.tensor(Z, dtype=torch.float32), torch.tensor(given), n_classes=10)
-    scores = ridge_cross_fit_scores(fit, folds, [1e-3, 1e-1]).numpy()  # (G, R, C, N)
-    for g, l2 in enumerate([1e-3, 1e-1]):
+    for l2 in (1e-3, 1e-1):
+        scores = ridge_cross_fit_scores(fit, folds, l2).numpy()  # (R, C, N)
         for r in range(3):
             ref = _ridge_reference(Z, given, folds[r].numpy(), l2, 10)
             # tolerance: float32 features against a float64 solve, scores of order 1
-            np.testing.assert_allclose(scores[g, r].T, ref, atol=2e-4)
+            np.testing.assert_allclose(scores[r].T, ref, atol=2e-4)
 
 
 def test_shared_gram_ridge_predicts_like_scikit_learn_ridge(digits):
@@ -115,7 +115,7 @@ def test_shared_gram_ridge_predicts_like_scikit_learn_ridge(digits):
     Z = StandardScaler().fit_transform(X)
     folds = repeated_folds(given, 5, seed=1, repeats=range(1))
     fit = prepare_ridge(torch.tensor(Z, dtype=torch.float32), torch.tensor(given), n_classes=10)
-    ours = ridge_cross_fit_scores(fit, folds, [1e-2])[0, 0].numpy().argmax(0)
+    ours = ridge_cross_fit_scores(fit, folds, 1e-2)[0].numpy().argmax(0)
     ref = np.empty(len(given), dtype=np.int64)
     f = folds[0].numpy()
     for k in range(5):

@@ -63,7 +63,7 @@ def clean(
     folds: int = 5,
     late_stopping_rounds: int = 0,
     recov_runs: int | None = None,
-    recov_rule: str = "auto",
+    recov_rule: str = "bound",
     device: str = "auto",
     seed: int = 0,
     threads: int | None = None,
@@ -104,7 +104,7 @@ def clean(
     recov_runs : int, default=None
         Repeats of K-fold cross-validation for ``recov``; None stops adaptively once the
         ranking is stable (at most ``MAX_RUNS``).
-    recov_rule : {"auto", "bound", "binomial", "gmm"}, default="auto"
+    recov_rule : {"bound", "binomial", "gmm", "auto"}, default="bound"
         How ``recov`` flags (see :func:`cleanlab_ng.detectors.recov.detect`); read at
         detection time only, so changing it never retrains.
     device : {"auto", "cpu", "cuda"}, default="auto"

@@ -79,7 +79,7 @@ def cli():
               help="Rounds of multi-round Late Stopping (0: single-run FkL).")
 @click.option("--recov-runs", type=click.IntRange(1), default=None,
               help="Repeated K-fold runs for recov [default: until the ranking is stable].")
-@click.option("--recov-rule", type=click.Choice(RECOV_RULES), default="auto",
+@click.option("--recov-rule", type=click.Choice(RECOV_RULES), default="bound",
               show_default=True, help="How recov flags: its three rules or the auto choice.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)

@@ -110,7 +110,6 @@ def train_dynamics(
     y = torch.as_tensor(labels, device=X.device)
     batch_size = batch_size_for(len(labels))
     model = make_head(X.shape[1], n_classes, head, gen).to(X.device)
-    weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     l2 = l2 * DYNAMICS_L2_FACTOR
     n_warm = max(1, round(WARMUP_FRACTION * epochs))
@@ -123,17 +122,10 @@ def train_dynamics(
     probas = []
     ema = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(EMA_DECAY))
+    all_rows = torch.arange(n, device=X.device)
     for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(n, generator=gen).to(X.device)
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            loss = torch.nn.functional.cross_entropy(model(X[idx]), y[idx])
-            loss = loss + 0.5 * l2 * sum(w.square().sum() for w in weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ema.update_parameters(model)
+        _train_epoch(model, opt, X, y, all_rows, l2=l2, batch_size=batch_size, generator=gen,
+                     after_step=lambda: ema.update_parameters(model))
         sched.step()
         ema.eval()
         with torch.no_grad():
@@ -202,20 +194,11 @@ def train_rounds(
         k = 1 + min(2, 3 * (r - 1) // n_rounds)
         target = int(n * keep_ratio**r)
         model = make_head(X.shape[1], n_classes, head, gen).to(X.device)
-        weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         idx_t = torch.as_tensor(kept, device=X.device)
         ok, p_sum = [], np.zeros(len(kept))
         for _ in range(max_epochs):
-            model.train()
-            order = idx_t[torch.randperm(len(kept), generator=gen).to(X.device)]
-            for start in range(0, len(kept), batch_size):
-                b = order[start:start + batch_size]
-                loss = torch.nn.functional.cross_entropy(model(X[b]), y[b])
-                loss = loss + 0.5 * l2 * sum(w.square().sum() for w in weights)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            _train_epoch(model, opt, X, y, idx_t, l2=l2, batch_size=batch_size, generator=gen)
             model.eval()
             with torch.no_grad():
                 proba = torch.softmax(model(X[idx_t]), -1).cpu().numpy()
@@ -233,6 +216,22 @@ def train_rounds(
             on_round(r, n_rounds)
     return Rounds(removed_in=removed_in, last_fkl=last_fkl, n_rounds=n_rounds,
                   keep_ratio=keep_ratio)
+
+
+def _train_epoch(model, opt, X, y, rows, *, l2, batch_size, generator, after_step=None):
+    """One pass of minibatch Adam over ``rows`` in a random order, L2 on the weights."""
+    model.train()
+    weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+    order = rows[torch.randperm(len(rows), generator=generator).to(X.device)]
+    for start in range(0, len(rows), batch_size):
+        idx = order[start:start + batch_size]
+        loss = torch.nn.functional.cross_entropy(model(X[idx]), y[idx])
+        loss = loss + 0.5 * l2 * sum(w.square().sum() for w in weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if after_step is not None:
+            after_step()
 
 
 def batch_size_for(n_samples: int) -> int:

@@ -399,7 +399,7 @@ def main() -> None:
     torch.set_num_threads(1)
     # scikit-learn's log_loss warns on float32 rows that miss 1 by 1e-7
     warnings.filterwarnings("ignore", message="The y_prob values do not sum to one")
-    provenance = {"command": "python -m benchmarks.recov " + " ".join(sys.argv[1:]),
+    provenance = {"command": " ".join(["python -m benchmarks.recov", *sys.argv[1:]]),
                   "commit": current_commit(), "date": time.strftime("%Y-%m-%d")}
     run = {"speed": lambda work: speed(args.quick, work),
            "memory": lambda work: memory(args.quick, work),

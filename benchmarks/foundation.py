@@ -43,8 +43,12 @@ C_GRID = (1.0, 0.1, 0.01, 0.001)
 DETECTORS = "bmm,late_stopping"  # the foundation's two; later ones have their own benchmarks
 
 
-def flip_labels(y: np.ndarray, kind: str, rate: float, seed: int) -> np.ndarray:
-    """Seeded symmetric (a random other class) or pair (class c -> c + 1) noise."""
+def flip_labels(y: np.ndarray, kind: str, rate: float, seed: int | list[int]) -> np.ndarray:
+    """Seeded symmetric (a random other class) or pair (class c -> c + 1) noise.
+
+    ``seed`` is anything ``np.random.default_rng`` takes (benchmarks/recov.py passes
+    ``[seed, 7]`` so its draws differ from this benchmark's).
+    """
     rng = np.random.default_rng(seed)
     n_classes = int(y.max()) + 1
     idx = rng.choice(len(y), int(rate * len(y)), replace=False)

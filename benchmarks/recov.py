@@ -55,6 +55,8 @@ from sklearn.metrics import (  # noqa: E402
 import cleanlab_ng  # noqa: E402
 from cleanlab_ng.train.heads import repeated_folds  # noqa: E402
 
+from .foundation import flip_labels  # noqa: E402
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CACHE = Path(__file__).parent / ".cache"
 RESULTS = Path(__file__).parent / "results"
@@ -84,20 +86,7 @@ def gaussian_classes(n: int, d: int, n_classes: int, seed: int, sep: float = 0.2
     means = rng.normal(0, sep, (n_classes, d)).astype(np.float32)
     true = rng.integers(0, n_classes, n)
     X = means[true] + rng.standard_normal((n, d), dtype=np.float32)
-    return X, flip_labels(true, "symmetric", NOISE_RATE, seed), true
-
-
-def flip_labels(y: np.ndarray, kind: str, rate: float, seed: int) -> np.ndarray:
-    """Seeded symmetric (a random other class) or pair (class c -> c + 1) noise."""
-    rng = np.random.default_rng([seed, 7])
-    n_classes = int(y.max()) + 1
-    idx = rng.choice(len(y), int(rate * len(y)), replace=False)
-    noisy = y.copy()
-    if kind == "symmetric":
-        noisy[idx] = (y[idx] + rng.integers(1, n_classes, len(idx))) % n_classes
-    else:
-        noisy[idx] = (y[idx] + 1) % n_classes
-    return noisy
+    return X, flip_labels(true, "symmetric", NOISE_RATE, [seed, 7]), true
 
 
 def cifar10n_embedding(n: int, image_size: int = IMAGE_SIZE) -> np.ndarray:
@@ -262,7 +251,7 @@ def quality(quick: bool, seeds: int, work: Path) -> list[dict]:
             if noise == "pair" and y.max() == 1:
                 continue  # binary: pair noise is symmetric noise
             for seed in range(seeds):
-                noisy = flip_labels(y, noise, NOISE_RATE, seed)
+                noisy = flip_labels(y, noise, NOISE_RATE, [seed, 7])
                 src = write_embeddings(work / f"q-{name}-{noise}-{seed}", X, noisy)
                 rows.append(_compare(name, noise, seed, src, noisy != y, work))
                 print(rows[-1], flush=True)

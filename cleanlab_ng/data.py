@@ -7,6 +7,7 @@ Four layouts are recognised, in this order:
 * **embeddings** -- an ``.npy`` matrix with a labels file beside it, or a Parquet file whose
   features are a single list/array column.
 * **table** -- one ``.csv`` or ``.parquet`` file (or a folder holding exactly one).
+* **text** -- such a table with ``text_column=NAME``: that column's strings are the inputs.
 * **image class folders** -- ``DIR/<class>/<file>``.
 
 Nothing here writes to disk. Every problem with the input raises :class:`DatasetError`
@@ -28,7 +29,7 @@ from .errors import DatasetError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 TABLE_SUFFIXES = frozenset({".csv", ".parquet", ".pq"})
-LAYOUTS = ("image_folder", "image_labels", "table", "embeddings")
+LAYOUTS = ("image_folder", "image_labels", "table", "embeddings", "text")
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +40,7 @@ class Dataset:
     ----------
     source : Path
         The folder or file the user pointed at.
-    layout : {"image_folder", "image_labels", "table", "embeddings"}
+    layout : {"image_folder", "image_labels", "table", "embeddings", "text"}
     sample_ids : ndarray of str, shape (n_samples,)
         Stable, human-meaningful ids: relative image paths, the id column, or row numbers.
     labels : ndarray of int64, shape (n_samples,)
@@ -50,8 +51,8 @@ class Dataset:
         Absolute image paths, for image layouts.
     table : DataFrame or None
         The labels file or table as read (all columns, original order), for export.
-    features : DataFrame or ndarray or None
-        Table feature columns, or the embedding matrix.
+    features : DataFrame or ndarray or Series or None
+        Table feature columns, the embedding matrix, or the texts.
     files : dict
         The user's files that define the dataset, by role (``table``, ``labels``,
         ``embeddings``); the export writes the same kinds of files.
@@ -89,6 +90,7 @@ def load_dataset(
     label_column: str = "label",
     path_column: str = "path",
     id_column: str | None = None,
+    text_column: str | None = None,
 ) -> Dataset:
     """Read a dataset folder or table file, detecting its layout.
 
@@ -103,6 +105,9 @@ def load_dataset(
         Column of the labels file that holds image paths.
     id_column : str, default=None
         Table column to use as sample id; default the row number from 0.
+    text_column : str, default=None
+        Table column of free text: the dataset is then text, and every other column except
+        the label and id is kept for export but not used as a feature.
 
     Returns
     -------
@@ -112,8 +117,17 @@ def load_dataset(
     if not source.exists():
         raise DatasetError(f"{path}: no such file or folder. Check the path.")
     labels_file = _find_labels_file(source, labels)
+    dataset = _load(source, labels_file, label_column, path_column, id_column, text_column)
+    if text_column is not None and dataset.layout != "text":
+        raise DatasetError(f"{path}: --text-column needs a CSV or Parquet table, and this is "
+                           f"{dataset.layout.replace('_', ' ')} data. Drop --text-column.")
+    return dataset
+
+
+def _load(source: Path, labels_file: Path | None, label_column: str, path_column: str,
+          id_column: str | None, text_column: str | None) -> Dataset:
     if source.is_file():
-        return _load_file(source, labels_file, label_column, id_column)
+        return _load_file(source, labels_file, label_column, id_column, text_column)
 
     npys = sorted(p for p in source.iterdir() if p.suffix == ".npy")
     if labels_file is not None:
@@ -127,7 +141,7 @@ def load_dataset(
     if class_dirs and any(_image_files(d) for d in class_dirs):
         return _load_image_folder(source, class_dirs)
     if len(tables) == 1:
-        return _load_file(tables[0], None, label_column, id_column)
+        return _load_file(tables[0], None, label_column, id_column, text_column)
     if npys:
         raise DatasetError(
             f"{source}: found {npys[0].name} but no labels file beside it. "
@@ -217,7 +231,8 @@ def _load_image_labels(
 
 
 def _load_file(
-    path: Path, labels_file: Path | None, label_column: str, id_column: str | None
+    path: Path, labels_file: Path | None, label_column: str, id_column: str | None,
+    text_column: str | None = None,
 ) -> Dataset:
     if path.suffix == ".npy":
         if labels_file is None:
@@ -234,6 +249,17 @@ def _load_file(
     _require_column(frame, label_column, path, "--label-column")
     ids = _sample_ids(frame, id_column, path)
     labels, names = _encode_labels(frame[label_column], path)
+    if text_column is not None:
+        _require_column(frame, text_column, path, "--text-column")
+        texts = frame[text_column]
+        if pd.api.types.is_numeric_dtype(texts) and texts.notna().any():
+            raise DatasetError(f"{path.name}: --text-column '{text_column}' holds numbers, "
+                               "not text. Name the column that holds the texts.")
+        return Dataset(
+            source=path, layout="text", sample_ids=ids, labels=labels, class_names=names,
+            table=frame, features=texts.fillna("").astype(str), files={"table": path},
+            label_column=label_column,
+        )
     rest = [c for c in frame.columns if c not in (label_column, id_column)]
     vector_cols = [c for c in rest if _is_vector_column(frame[c])]
     if vector_cols:
@@ -320,8 +346,9 @@ def _read_table(path: Path) -> pd.DataFrame:
 def _require_column(frame: pd.DataFrame, column: str, path: Path, option: str) -> None:
     if column not in frame.columns:
         cols = ", ".join(map(str, frame.columns[:12])) + (", ..." if frame.shape[1] > 12 else "")
-        hint = next((c for c in ("label", "labels", "target", "class", "y") if c in frame.columns),
-                    None)
+        likely = (("text", "sentence", "review", "content", "body") if option == "--text-column"
+                  else ("label", "labels", "target", "class", "y"))
+        hint = next((c for c in likely if c in frame.columns), None)
         fix = f"Pass {option} {hint}" if hint and hint != column else f"Pass {option} NAME"
         raise DatasetError(f"{path.name}: no column '{column}' (columns: {cols}). {fix}.")
 

@@ -2,6 +2,7 @@
 
 * tables: numbers as they are, categories one-hot, missing values imputed (and counted);
 * embeddings: as given;
+* text: TF-IDF reduced by truncated SVD (:mod:`cleanlab_ng.text`), offline and deterministic;
 * images: the pooled embedding of a pretrained timm backbone when its weights are available
   offline, else raw downscaled pixels -- the choice and its reason are logged and returned.
 
@@ -112,6 +113,7 @@ def encode(
             "kind": kind,
             "weights": _file_hash(spec.weights) if spec and spec.weights else None,
             "image_size": image_size if dataset.image_paths is not None else None,
+            "text_column": dataset.features.name if dataset.layout == "text" else None,
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
         cache_file = Path(cache_dir) / f"features-{digest}.npz"
@@ -133,6 +135,15 @@ def _compute(dataset, spec, reason, kind, image_size, device, on_progress) -> Fe
         Z, n_imputed = _table_matrix(dataset.features)
         return Features(_standardise(Z), np.ones(len(Z), bool), kind,
                         "table columns, standardised", n_imputed)
+    if dataset.layout == "text":
+        from .text import embed_texts
+
+        texts = dataset.features.tolist()
+        if not any(t.strip() for t in texts):
+            raise DatasetError(f"{dataset.source.name}: column '{dataset.features.name}' holds "
+                               "no text. Name the column that holds the texts.")
+        Z, reason = embed_texts(texts)
+        return Features(_standardise(Z), np.ones(len(Z), bool), kind, reason)
     if dataset.layout == "embeddings":
         Z = np.asarray(dataset.features, dtype=np.float32)
         return Features(_standardise(Z), np.ones(len(Z), bool), kind,

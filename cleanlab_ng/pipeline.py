@@ -50,6 +50,7 @@ def clean(
     label_column: str = "label",
     path_column: str = "path",
     id_column: str | None = None,
+    text_column: str | None = None,
     detectors: str | list[str] | None = None,
     merge: str = "agreement",
     noise_rate: float | None = None,
@@ -79,7 +80,7 @@ def clean(
         Dataset folder or table file (see :func:`cleanlab_ng.load_dataset`).
     out : str or Path
         Output folder; must not lie inside the dataset.
-    labels, label_column, path_column, id_column
+    labels, label_column, path_column, id_column, text_column
         Passed to :func:`cleanlab_ng.load_dataset`.
     detectors : str or list of str, default=None
         Names (``"bmm,late_stopping"``); None runs every registered detector.
@@ -132,7 +133,8 @@ def clean(
 
     with _timed(timings, "load"):
         data = load_dataset(dataset, labels=labels, label_column=label_column,
-                            path_column=path_column, id_column=id_column)
+                            path_column=path_column, id_column=id_column,
+                            text_column=text_column)
         if finetune and data.image_paths is None:
             raise ConfigError(f"--finetune: {data.source} is a {data.layout.replace('_', ' ')}, "
                               "not images. Drop --finetune.")
@@ -158,7 +160,7 @@ def clean(
     X = torch.as_tensor(Z, device=torch_device)
     key = {"input": input_hash, "features": features.kind, "image_size": image_size,
            "seed": seed, "folds": folds, "device": torch_device.type, "version": __version__,
-           "label_column": label_column}
+           "label_column": label_column, "text_column": text_column}
     record_dir = marker / "record"
     needed = {s for n in names for s in REQUIRES[n]}
     if late_stopping_rounds and "late_stopping" in names:

@@ -55,6 +55,9 @@ def cli():
               help="Column of the labels file with image paths.")
 @click.option("--id-column", default=None,
               help="Table column used as sample id [default: row number].")
+@click.option("--text-column", default=None,
+              help="Table column of free text: embed it (TF-IDF + SVD) instead of using "
+                   "the columns as features.")
 @click.option("--detectors", type=DetectorList(), default=None,
               help=f"Comma-separated detectors [default: all: {','.join(DETECTORS)}].")
 @click.option("--merge", type=click.Choice(MERGE_RULES), default="agreement", show_default=True,

@@ -10,9 +10,14 @@ Reference:  tmllab/2023_ICCV_LateStopping @dc460a1f, main_cifar10_noise_ratio=20
             L430-478 (FkL), the round loop; detectors.md §3.
 
 Two modes. *Single run* (default, no extra training): FkL with k = 2 counted from the
-first epoch of the proxy run up to its ``read_epoch``; the paper's 7-epoch warm-up is not
-applied because a head on frozen features memorises within that many epochs (findings.md
-§2: FkL falls to chance with it). *Multi-round* (when the record has the ``rounds`` stage):
+first epoch whose training accuracy beats always answering the most common label, up to
+the proxy run's ``read_epoch``. The paper's 7-epoch warm-up is not applied because a head
+on frozen features memorises within that many epochs (findings.md §2: FkL falls to chance
+with it); but the first epochs of a small dataset come from a head that has not learned
+anything yet, and a wrong label that its arbitrary prediction happens to match counts as
+learned at once: on wine (178 samples, 3 classes) skipping those epochs raised the AUROC
+from 0.59-0.82 to 0.87-0.95, and changed nothing on digits or breast cancer, where the
+first epoch already beats the majority rate. *Multi-round* (when the record has the ``rounds`` stage):
 the paper's iterated procedure, the head re-initialised every round and the latest learners
 removed. Samples never learned tie in FkL; our choice is to break the tie by the mean margin
 of the given label over the same epochs (how far from being learned a sample stayed), which
@@ -56,8 +61,11 @@ def detect(record: TrainingRecord, *, k: int = 2) -> DetectorResult:
        Mislabeled Examples." ICCV 2023.
     """
     dyn = record.require("dynamics", "late_stopping")
-    window = slice(0, dyn.read_epoch + 1)
-    ok = dyn.pred[window] == record.labels[None, :]
+    ok = dyn.pred[:dyn.read_epoch + 1] == record.labels[None, :]
+    majority = np.bincount(record.labels).max() / record.n_samples
+    first = int(np.argmax(ok.mean(axis=1) > majority))  # 0 when no epoch beats it
+    window = slice(first, dyn.read_epoch + 1)
+    ok = ok[window]
     fkl = first_k_epoch_learning(ok, k)
     confidence = dyn.margin[window].mean(axis=0)
     if record.rounds is not None:
@@ -70,7 +78,8 @@ def detect(record: TrainingRecord, *, k: int = 2) -> DetectorResult:
     return DetectorResult(
         "late_stopping", score=score, flag=flag,
         evidence={"fkl_epoch": np.where(np.isfinite(fkl), fkl, -1).astype(np.int64)},
-        diagnostics={"mode": "single_run", "k": k, "epochs": int(dyn.read_epoch + 1),
+        diagnostics={"mode": "single_run", "k": k, "first_epoch": first,
+                     "epochs": int(dyn.read_epoch + 1 - first),
                      "never_learned": int((~np.isfinite(fkl)).sum())},
     )
 

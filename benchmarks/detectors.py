@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from scipy import stats
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 import cleanlab_ng
+from benchmarks.embeddings import IMAGE_SIZE, image_embeddings
 from benchmarks.foundation import SHARED, current_commit, flip_labels
 from cleanlab_ng.detectors import DetectorResult, confidence_drop
 from cleanlab_ng.merge import MERGE_RULES, merge_scores
@@ -45,7 +45,6 @@ CIFAR = SHARED / "cifar10n"
 DETECTORS = "bmm,late_stopping,confidence_drop,linear_separation"
 MERGED = DETECTORS.split(",")
 NOISE_RATE = 0.2
-IMAGE_SIZE = 64
 N_BOOT = 1000
 
 # The reading of the numbers at commit 0332e29 (one seed); rewrite it when they change.
@@ -95,35 +94,10 @@ def synthetic_sets() -> dict:
     return out
 
 
-def cifar_images(n: int) -> np.ndarray:
-    sys.path.insert(0, str(CIFAR))
-    from load import load_images  # the dataset's own loader
-
-    return load_images(CIFAR / "train_images_jpeg.zip", range(n))
-
-
-def cifar_pngs(n: int) -> list[Path]:
-    """CIFAR-10N images 0..n-1 as lossless PNGs of the decoded JPEGs (cached)."""
-    folder = CACHE / "cifar10n_png"
-    paths = [folder / f"{i:05d}.png" for i in range(n)]
-    if not all(p.exists() for p in paths):
-        folder.mkdir(parents=True, exist_ok=True)
-        for p, img in zip(paths, cifar_images(n)):
-            Image.fromarray(img).save(p)
-    return paths
-
-
 def cifar_embeddings(n: int) -> np.ndarray:
-    """EfficientNet-Lite0 pooled features of CIFAR-10N images 0..n-1 at 64 px (cached)."""
-    path = CACHE / f"cifar10n_lite0_{IMAGE_SIZE}px_0-{n - 1}.npy"
-    if path.exists():
-        return np.load(path)
-    from cleanlab_ng.backbones import embed_images, resolve_backbone
-
-    Z, readable = embed_images(cifar_pngs(n), resolve_backbone()[0], image_size=IMAGE_SIZE)
-    assert readable.all()
-    np.save(path, Z)
-    return Z
+    """EfficientNet-Lite0 features of CIFAR-10N images 0..n-1 at 224 px, the suite's cache
+    (``python -m benchmarks cache``)."""
+    return image_embeddings("cifar10n", n)
 
 
 def cifar_labels(n: int) -> pd.DataFrame:
@@ -241,7 +215,6 @@ def ood_experiment(work: Path, n: int, threads: int, seed: int = 0) -> dict:
     """Two held-out CIFAR classes scattered into the other eight, 10 % flips among the rest."""
     rng = np.random.default_rng(seed)
     labels = cifar_labels(n)["true_label"].to_numpy()
-    paths = cifar_pngs(n)
     held_out = (3, 5)  # cat, dog: a hard case, their images resemble the other animals
     ind = np.flatnonzero(~np.isin(labels, held_out))
     foreign_all = np.flatnonzero(np.isin(labels, held_out))
@@ -253,20 +226,21 @@ def ood_experiment(work: Path, n: int, threads: int, seed: int = 0) -> dict:
     for i in flips:
         given[i] = rng.choice([c for c in kept if c != labels[i]])
     given[foreign] = rng.choice(kept, len(foreign))
+    # the folder's images as the features `clean` computes for an image class folder (the
+    # same PNGs, EfficientNet-Lite0 at 224 px), taken from the suite's cache: embedding the
+    # 8,471 images again would cost minutes and give the same matrix
+    order = np.concatenate([ind, foreign])
     root = work / "ood"
     shutil.rmtree(root, ignore_errors=True)
-    foreign_set, flip_set = set(foreign.tolist()), set(flips.tolist())
-    rows = []
-    for i in np.concatenate([ind, foreign]):
-        folder = root / f"c{given[i]}"
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(paths[i], folder / paths[i].name)
-        rows.append({"sample_id": f"c{given[i]}/{paths[i].name}", "index": int(i),
-                     "foreign": i in foreign_set, "flipped": i in flip_set})
-    truth = pd.DataFrame(rows)
+    root.mkdir(parents=True)
+    np.save(root / "features.npy", cifar_embeddings(n)[order])
+    pd.DataFrame({"label": [f"c{g}" for g in given[order]]}).to_csv(root / "labels.csv",
+                                                                     index=False)
+    truth = pd.DataFrame({"sample_id": [str(i) for i in range(len(order))],
+                          "index": order, "foreign": np.isin(order, foreign),
+                          "flipped": np.isin(order, flips)})
     t0 = time.perf_counter()
-    res = cleanlab_ng.clean(root, work / "out-ood", image_size=IMAGE_SIZE, threads=threads,
-                            export="none", cache_dir=CACHE / "ood-features")
+    res = cleanlab_ng.clean(root, work / "out-ood", threads=threads, export="none")
     wall = time.perf_counter() - t0
     rep = res.report.merge(truth, on="sample_id", validate="one_to_one")
     foreign_mask = rep["foreign"].to_numpy()

@@ -1,0 +1,133 @@
+"""Merge rules and count estimators compared offline, on the runs the suite kept.
+
+    python -m benchmarks.merge_study
+
+Reads what ``python -m benchmarks run`` kept under ``benchmarks/.cache/reports/`` (each
+detector's score and flag, the truth, the out-of-fold probabilities), recomputes every merge
+rule of ``cleanlab_ng.merge`` with the shipped count, and every count estimator of
+``cleanlab_ng.noise_count``, and writes ``benchmarks/results/merge_study.md`` and ``.json``.
+Synthetic sets choose; real-noise sets only check.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.count import count_estimates, fit_weight
+from benchmarks.embeddings import CACHE
+from benchmarks.foundation import current_commit
+from benchmarks.runner import score
+from cleanlab_ng.detectors import DetectorResult
+from cleanlab_ng.merge import MERGE_RULES, merge_scores
+from cleanlab_ng.noise_count import W0, W1, estimate_noise_count
+
+RESULTS = Path(__file__).parent / "results"
+DETECTORS = ("bmm", "recov", "late_stopping", "confidence_drop", "linear_separation")
+
+
+def kept_runs() -> list[tuple[str, str, pd.DataFrame, np.ndarray]]:
+    runs = []
+    for path in sorted((CACHE / "reports").glob("*/*.parquet")):
+        proba = np.load(path.with_suffix(".proba.npy"))
+        runs.append((path.parent.name, path.stem, pd.read_parquet(path), proba))
+    return runs
+
+
+def study() -> list[dict]:
+    rows = []
+    for suite, name, frame, proba in kept_runs():
+        wrong = frame["wrong"].to_numpy(bool)
+        given = frame["given"].to_numpy()
+        results = [DetectorResult(d, score=frame[f"{d}_score"].to_numpy(float),
+                                  flag=frame[f"{d}_flag"].to_numpy(bool)) for d in DETECTORS]
+        count = estimate_noise_count(given, proba)
+        base = {"suite": suite, "label_set": name, "real": bool(frame["real"].iloc[0]),
+                "true_count": int(wrong.sum()), "estimated_count": count}
+        for r in results:
+            rows.append({**base, "method": r.name, **score(wrong, r.flag, r.score)})
+        rows.append({**base, "method": "cleanlab", **score(
+            wrong, frame["cl_flag"].to_numpy(bool), frame["cl_score"].to_numpy(float))})
+        for rule in MERGE_RULES:
+            merged, flag = merge_scores(results, n_flag=count, rule=rule)
+            rows.append({**base, "method": f"merge:{rule}", **score(wrong, flag, merged)})
+            top = np.zeros(len(flag), bool)
+            top[np.argsort(-merged, kind="stable")[:wrong.sum()]] = True
+            rows.append({**base, "method": f"merge:{rule}@true_count",
+                         **score(wrong, top, merged)})
+    return rows
+
+
+def count_study() -> tuple[list[dict], tuple[float, float]]:
+    """Every candidate count per kept run, and the weight fitted on the synthetic runs."""
+    rows = []
+    for suite, name, frame, proba in kept_runs():
+        given = frame["given"].to_numpy()
+        rows.append({"suite": suite, "label_set": name, "real": bool(frame["real"].iloc[0]),
+                     "n": len(given), "true_count": int(frame["wrong"].sum()),
+                     "cleanlab": int(frame["cl_flag"].sum()), **count_estimates(given, proba)})
+    return rows, fit_weight([r for r in rows if not r["real"]])
+
+
+def count_markdown(rows: list[dict], fitted: tuple[float, float]) -> list[str]:
+    frame = pd.DataFrame(rows).set_index("label_set")
+    methods = ["shipped", "mean", "calibrated", "strict", "cleanlab"]
+    error = frame[methods].div(frame["true_count"], axis=0) - 1
+    lines = ["## Count", "",
+             f"Weight fitted on the synthetic runs here: W0 = {fitted[0]:.3f}, "
+             f"W1 = {fitted[1]:.3f}; shipped in cleanlab_ng/noise_count.py: W0 = {W0}, "
+             f"W1 = {W1}. Relative error of each count (estimate / truth - 1):", "",
+             "| noise | count | mean abs error | max abs error |", "|---|---|---|---|"]
+    for real in (False, True):
+        part = error[frame["real"] == real].abs()
+        lines += [f"| {'real' if real else 'synthetic'} | {m} | {part[m].mean():.3f} | "
+                  f"{part[m].max():.3f} |" for m in methods]
+    table = frame[["suite", "n", "true_count", *methods]].join(
+        error.round(3).add_suffix(" error"))
+    return lines + ["", table.to_markdown(), ""]
+
+
+def wins(frame: pd.DataFrame, rule: str, against: list[str]) -> tuple[int, int, float]:
+    """Label sets where ``rule``'s F1 is >= every method in ``against``; the largest gap."""
+    f1 = frame.pivot_table(index=["suite", "label_set"], columns="method", values="f1")
+    gap = f1[against].max(axis=1) - f1[rule]
+    return int((gap <= 1e-9).sum()), len(gap), float(gap.max())
+
+
+def main() -> int:
+    rows = study()
+    frame = pd.DataFrame(rows)
+    lines = [f"# Merge rules and counts, offline (commit `{current_commit()}`)", "",
+             "Command: `python -m benchmarks.merge_study` over the runs kept by the last "
+             "`python -m benchmarks run`.", ""]
+    for real in (False, True):
+        part = frame[frame["real"] == real]
+        if part.empty:
+            continue
+        lines += [f"## {'Real' if real else 'Synthetic'} noise", "",
+                  "| rule | ≥ every single detector | worst gap to one | ≥ cleanlab | "
+                  "worst gap to cleanlab | mean F1 | mean AUROC |", "|---|---|---|---|---|---|---|"]
+        for rule in [m for m in part["method"].unique() if m.startswith("merge:")]:
+            n, total, gap = wins(part, rule, list(DETECTORS))
+            c, _, cgap = wins(part, rule, ["cleanlab"])
+            sub = part[part["method"] == rule]
+            lines.append(f"| {rule} | {n}/{total} | {gap:+.3f} | {c}/{total} | {cgap:+.3f} | "
+                         f"{sub['f1'].mean():.3f} | {sub['auroc'].mean():.3f} |")
+        lines.append("")
+        table = part.pivot_table(index="label_set", columns="method", values="f1",
+                                 sort=False).round(3)
+        lines += [table.to_markdown(), ""]
+    counts, fitted = count_study()
+    lines += count_markdown(counts, fitted)
+    (RESULTS / "merge_study.md").write_text("\n".join(lines))
+    (RESULTS / "merge_study.json").write_text(json.dumps(
+        {"merge": rows, "count": counts, "fitted_weight": fitted}, indent=1) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

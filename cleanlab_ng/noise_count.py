@@ -17,8 +17,8 @@ confidently that class: the share ``gap = (argmax count - calibrated count) / n`
 estimate is ``strict + w (calibrated - strict)`` with ``w = clip(W0 + W1 gap, 0, 1)``; the
 two constants were fitted on the synthetic suite only (``python -m benchmarks.merge_study``,
 section "count"; 4 datasets x symmetric/pair x 10/20/40 % noise), never on the real-noise
-sets it is scored on. There it misses by 5.7 % on average and at most 14.7 %, against 8.6
-and 16.7 % for the mean of the two counts used before.
+sets it is scored on. There it misses by 5.8 % on average against 8.6 % for the mean of
+the two counts used before (at most 16.7 % for both).
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_sco
 
 import cleanlab_ng
 from benchmarks.embeddings import IMAGE_SIZE, image_embeddings
-from benchmarks.foundation import SHARED, current_commit, flip_labels
+from benchmarks.foundation import SHARED, current_commit
+from benchmarks.suites import flip_labels
 from cleanlab_ng.detectors import DetectorResult, confidence_drop
 from cleanlab_ng.merge import MERGE_RULES, merge_scores
 from cleanlab_ng.train.record import TrainingRecord, load_stage

@@ -33,6 +33,7 @@ from sklearn.metrics import f1_score, log_loss, precision_score, recall_score, r
 from sklearn.model_selection import StratifiedKFold
 
 import cleanlab_ng
+from benchmarks.suites import flip_labels
 from cleanlab_ng.features import encode
 
 SHARED = Path(os.environ.get("CLEANLAB_NG_DATASETS",
@@ -41,23 +42,6 @@ RESULTS = Path(__file__).parent / "results"
 NOISE_RATE = 0.2
 C_GRID = (1.0, 0.1, 0.01, 0.001)
 DETECTORS = "bmm,late_stopping"  # the foundation's two; later ones have their own benchmarks
-
-
-def flip_labels(y: np.ndarray, kind: str, rate: float, seed: int | list[int]) -> np.ndarray:
-    """Seeded symmetric (a random other class) or pair (class c -> c + 1) noise.
-
-    ``seed`` is anything ``np.random.default_rng`` takes (benchmarks/recov.py passes
-    ``[seed, 7]`` so its draws differ from this benchmark's).
-    """
-    rng = np.random.default_rng(seed)
-    n_classes = int(y.max()) + 1
-    idx = rng.choice(len(y), int(rate * len(y)), replace=False)
-    noisy = y.copy()
-    if kind == "symmetric":
-        noisy[idx] = (y[idx] + rng.integers(1, n_classes, len(idx))) % n_classes
-    else:
-        noisy[idx] = (y[idx] + 1) % n_classes
-    return noisy
 
 
 def write_dataset(kind: str, root: Path, X: np.ndarray, images: np.ndarray | None,

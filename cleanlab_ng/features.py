@@ -133,8 +133,12 @@ def encode(
 def _compute(dataset, spec, reason, kind, image_size, device, on_progress) -> Features:
     if dataset.layout == "table":
         Z, n_imputed = _table_matrix(dataset.features)
-        return Features(_standardise(Z), np.ones(len(Z), bool), kind,
-                        "table columns, standardised", n_imputed)
+        reason = "table columns, standardised"
+        for name in _free_text_columns(dataset.features)[:1]:
+            reason += (f"; column '{name}' looks like free text and was used as categories: "
+                       f"pass --text-column {name} to embed it as text")
+            log.warning(reason)
+        return Features(_standardise(Z), np.ones(len(Z), bool), kind, reason, n_imputed)
     if dataset.layout == "text":
         from .text import embed_texts
 
@@ -178,6 +182,20 @@ def _table_matrix(frame: pd.DataFrame) -> tuple[np.ndarray, int]:
         raise DatasetError("table: no usable feature column (all values missing). "
                            "Add feature values.")
     return np.hstack(blocks), n_imputed
+
+
+def _free_text_columns(frame: pd.DataFrame) -> list[str]:
+    """String columns whose values are mostly distinct and long: text, not categories."""
+    names = []
+    for name in frame.columns:
+        col = frame[name].dropna()
+        if len(col) and not pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(
+                col):
+            values = col.astype(str)
+            # our choice: categories repeat and are short; sentences are neither
+            if values.nunique() > 0.5 * len(values) and values.str.len().mean() >= 30:
+                names.append(str(name))
+    return names
 
 
 def _standardise(Z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:

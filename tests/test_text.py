@@ -65,3 +65,13 @@ def test_text_column_errors_name_the_column(tmp_path):
     pd.DataFrame({"label": [0, 1, 0]}).to_csv(tmp_path / "labels.csv", index=False)
     with pytest.raises(DatasetError, match="--text-column needs a CSV or Parquet table"):
         load_dataset(tmp_path, text_column="body")
+
+
+def test_a_text_column_in_a_table_gets_a_hint(tmp_path):
+    texts, labels = _corpus(20, seed=2)
+    (tmp_path / "data").mkdir()
+    pd.DataFrame({"doc": texts, "n_words": 16, "label": labels}).to_csv(
+        tmp_path / "data" / "t.csv", index=False)
+    res = cleanlab_ng.clean(tmp_path / "data" / "t.csv", tmp_path / "out",
+                            detectors="bmm", threads=1, export="none")
+    assert "pass --text-column doc" in res.summary["proxy"]["features_reason"]

@@ -17,11 +17,12 @@ with it); but the first epochs of a small dataset come from a head that has not 
 anything yet, and a wrong label that its arbitrary prediction happens to match counts as
 learned at once: on wine (178 samples, 3 classes) skipping those epochs raised the AUROC
 from 0.59-0.82 to 0.87-0.95, and changed nothing on digits or breast cancer, where the
-first epoch already beats the majority rate. *Multi-round* (when the record has the ``rounds`` stage):
-the paper's iterated procedure, the head re-initialised every round and the latest learners
-removed. Samples never learned tie in FkL; our choice is to break the tie by the mean margin
-of the given label over the same epochs (how far from being learned a sample stayed), which
-separates pair-flipped labels better than the probability of the given label does.
+first epoch already beats the majority rate. *Multi-round* (when the record has the
+``rounds`` stage): the paper's iterated procedure, the head re-initialised every round and
+the latest learners removed. Samples never learned tie in FkL; our choice is to break the
+tie by the mean margin of the given label over the same epochs (how far from being learned
+a sample stayed), which separates pair-flipped labels better than the probability of the
+given label does.
 """
 
 from __future__ import annotations

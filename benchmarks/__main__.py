@@ -7,8 +7,8 @@ Suites: cifar10n, cifar10h, music_genre_crowd, synthetic, labelerrors (benchmark
 Each label set is one ``cleanlab-ng clean`` (all five detectors and the ``cl`` baseline, the
 defaults otherwise, ``--threads`` as given) in a process of its own; its report is scored
 against the known wrong labels. Writes ``benchmarks/results/<suite>.json`` (one row per
-label set and method) and ``<suite>.md``, and rewrites ``benchmarks/results/summary.md``
-from every suite's latest JSON.
+label set and method) and ``<suite>.md`` (``<suite>_full.*`` with ``--full``), and
+rewrites ``benchmarks/results/summary.md`` from every quick suite's latest JSON.
 """
 
 from __future__ import annotations
@@ -95,8 +95,9 @@ def keep_for_study(suite: str, label_set, report: pd.DataFrame, proba: np.ndarra
 
 def write_suite(suite: str, rows: list[dict], seconds: float, full: bool, setup: str) -> None:
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{suite}.json").write_text(json.dumps(rows, indent=1) + "\n")
-    (RESULTS / f"{suite}.md").write_text(suite_markdown(suite, rows, seconds, full, setup))
+    name = f"{suite}_full" if full else suite  # the README's summary reads the quick runs
+    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (RESULTS / f"{name}.md").write_text(suite_markdown(suite, rows, seconds, full, setup))
 
 
 def suite_markdown(suite: str, rows: list[dict], seconds: float, full: bool, setup: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cleanlab_ng.noise_count import confident_guess, confident_joint, estimate_noise_count
+from cleanlab_ng.noise_count import blend, count_components
 
 
 def count_estimates(given: np.ndarray, proba: np.ndarray) -> dict[str, int]:
@@ -22,18 +22,14 @@ def count_estimates(given: np.ndarray, proba: np.ndarray) -> dict[str, int]:
     * ``mean``: the mean of ``calibrated`` and ``strict`` (the estimator before the suite);
     * ``shipped``: what ``cleanlab_ng.noise_count.estimate_noise_count`` returns.
     """
-    cj = confident_joint(given, proba)
-    guess = confident_guess(given, proba)
-    predicted = proba.argmax(axis=1)
-    calibrated = cj.sum() - np.trace(cj)
-    strict = int(np.sum((guess >= 0) & (guess != given) & (predicted != given)))
+    calibrated, strict, argmax = count_components(given, proba)
     return {
         "calibrated": int(round(calibrated)),
         "strict": strict,
         "mean": int(round((calibrated + strict) / 2)),
-        "argmax": int(np.sum(predicted != given)),
+        "argmax": argmax,
         "expected": int(round(float(np.sum(1 - proba[np.arange(len(given)), given])))),
-        "shipped": estimate_noise_count(given, proba),
+        "shipped": int(round(blend(calibrated, strict, argmax, len(given)))),
     }
 
 
@@ -52,9 +48,8 @@ def fit_weight(rows: list[dict]) -> tuple[float, float]:
                            for k in ("calibrated", "strict", "argmax"))
 
     def loss(theta):
-        w = np.clip(theta[0] + theta[1] * (argmax - cal) / n, 0, 1)
-        return np.sum(np.sqrt(n) * np.abs(np.log(np.maximum(strict + w * (cal - strict), 1)
-                                                 / true)))
+        estimate = blend(cal, strict, argmax, n, *theta)
+        return np.sum(np.sqrt(n) * np.abs(np.log(np.maximum(estimate, 1) / true)))
 
     fits = [minimize(loss, start, method="Nelder-Mead") for start in
             ([1.0, -5.0], [1.5, -10.0], [2.0, -1.0], [3.0, -2.0])]

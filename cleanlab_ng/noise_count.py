@@ -40,9 +40,11 @@ def confident_joint(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
     -------
     ndarray of float, rows summing to the per-class label counts, total n_samples.
     """
-    n_classes = proba.shape[1]
+    return _joint_from_guess(labels, confident_guess(labels, proba), proba.shape[1])
+
+
+def _joint_from_guess(labels: np.ndarray, guess: np.ndarray, n_classes: int) -> np.ndarray:
     counts = np.bincount(labels, minlength=n_classes)
-    guess = confident_guess(labels, proba)
     confident = guess >= 0
     cj = np.zeros((n_classes, n_classes))
     np.add.at(cj, (labels[confident], guess[confident]), 1.0)
@@ -66,13 +68,34 @@ def estimate_noise_count(labels: np.ndarray, proba: np.ndarray) -> int:
     >>> estimate_noise_count(labels, proba)
     2
     """
-    cj = confident_joint(labels, proba)
-    calibrated = cj.sum() - np.trace(cj)
+    calibrated, strict, argmax = count_components(labels, proba)
+    return int(round(blend(calibrated, strict, argmax, len(labels))))
+
+
+def count_components(labels: np.ndarray, proba: np.ndarray) -> tuple[float, int, int]:
+    """The three counts the estimate is made of (module docstring).
+
+    Returns
+    -------
+    calibrated : float
+        Off-diagonal mass of the calibrated confident joint.
+    strict : int
+        Confidently another class and not predicted as the given label.
+    argmax : int
+        Predicted as another class than the given one.
+    """
     guess = confident_guess(labels, proba)
+    cj = _joint_from_guess(labels, guess, proba.shape[1])
     disagree = proba.argmax(axis=1) != labels
-    strict = np.sum((guess >= 0) & (guess != labels) & disagree)
-    w = np.clip(W0 + W1 * (disagree.sum() - calibrated) / len(labels), 0, 1)
-    return int(round(strict + w * (calibrated - strict)))
+    strict = int(np.sum((guess >= 0) & (guess != labels) & disagree))
+    return float(cj.sum() - np.trace(cj)), strict, int(disagree.sum())
+
+
+def blend(calibrated, strict, argmax, n, w0: float = W0, w1: float = W1):
+    """``strict + w (calibrated - strict)``, ``w = clip(w0 + w1 (argmax - calibrated) / n, 0,
+    1)``; scalars or arrays (the fit in ``benchmarks/count.py`` passes arrays)."""
+    w = np.clip(w0 + w1 * (argmax - calibrated) / n, 0, 1)
+    return strict + w * (calibrated - strict)
 
 
 def confident_guess(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:

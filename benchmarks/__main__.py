@@ -204,15 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}")
 
-    import torch
-
     if args.action == "cache":
+        import torch  # the runs set their own threads in their own processes
+
         torch.set_num_threads(args.threads)
         t0 = time.perf_counter()
         embeddings.build(args.full)
         print(f"cache built in {(time.perf_counter() - t0) / 60:.1f} min")
         return 0
-    torch.set_num_threads(args.threads)
     command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
     commit = current_commit()
     with tempfile.TemporaryDirectory(prefix="cleanlab-ng-bench-") as tmp:

@@ -47,8 +47,7 @@ def image_paths(name: str, n: int) -> list[Path]:
     """Images 0..n-1 of a shared CIFAR zip as PNG files (decoded once, cached)."""
     folder = CACHE / f"{name}_png"
     paths = [folder / f"{i:05d}.png" for i in range(n)]
-    missing = [i for i, p in enumerate(paths) if not p.exists()]
-    if missing:
+    if not all(p.exists() for p in paths):
         folder.mkdir(parents=True, exist_ok=True)
         for i, image in zip(range(n), _decode(name, n)):
             if not paths[i].exists():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -33,11 +32,10 @@ from sklearn.metrics import f1_score, log_loss, precision_score, recall_score, r
 from sklearn.model_selection import StratifiedKFold
 
 import cleanlab_ng
+from benchmarks.embeddings import SHARED
 from benchmarks.suites import flip_labels
 from cleanlab_ng.features import encode
 
-SHARED = Path(os.environ.get("CLEANLAB_NG_DATASETS",
-                           Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 RESULTS = Path(__file__).parent / "results"
 NOISE_RATE = 0.2
 C_GRID = (1.0, 0.1, 0.01, 0.001)

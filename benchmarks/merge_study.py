@@ -37,9 +37,9 @@ def kept_runs() -> list[tuple[str, str, pd.DataFrame, np.ndarray]]:
     return runs
 
 
-def study() -> list[dict]:
+def study(runs: list) -> list[dict]:
     rows = []
-    for suite, name, frame, proba in kept_runs():
+    for suite, name, frame, proba in runs:
         wrong = frame["wrong"].to_numpy(bool)
         given = frame["given"].to_numpy()
         results = [DetectorResult(d, score=frame[f"{d}_score"].to_numpy(float),
@@ -61,10 +61,10 @@ def study() -> list[dict]:
     return rows
 
 
-def count_study() -> tuple[list[dict], tuple[float, float]]:
+def count_study(runs: list) -> tuple[list[dict], tuple[float, float]]:
     """Every candidate count per kept run, and the weight fitted on the synthetic runs."""
     rows = []
-    for suite, name, frame, proba in kept_runs():
+    for suite, name, frame, proba in runs:
         given = frame["given"].to_numpy()
         rows.append({"suite": suite, "label_set": name, "real": bool(frame["real"].iloc[0]),
                      "n": len(given), "true_count": int(frame["wrong"].sum()),
@@ -98,7 +98,8 @@ def wins(frame: pd.DataFrame, rule: str, against: list[str]) -> tuple[int, int, 
 
 
 def main() -> int:
-    rows = study()
+    runs = kept_runs()
+    rows = study(runs)
     frame = pd.DataFrame(rows)
     lines = [f"# Merge rules and counts, offline (commit `{current_commit()}`)", "",
              "Command: `python -m benchmarks.merge_study` over the runs kept by the last "
@@ -120,7 +121,7 @@ def main() -> int:
         table = part.pivot_table(index="label_set", columns="method", values="f1",
                                  sort=False).round(3)
         lines += [table.to_markdown(), ""]
-    counts, fitted = count_study()
+    counts, fitted = count_study(runs)
     lines += count_markdown(counts, fitted)
     (RESULTS / "merge_study.md").write_text("\n".join(lines))
     (RESULTS / "merge_study.json").write_text(json.dumps(

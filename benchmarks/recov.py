@@ -55,9 +55,9 @@ from sklearn.metrics import (  # noqa: E402
 import cleanlab_ng  # noqa: E402
 from cleanlab_ng.train.heads import repeated_folds  # noqa: E402
 
+from .embeddings import SHARED  # noqa: E402
 from .suites import flip_labels  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CACHE = Path(__file__).parent / ".cache"
 RESULTS = Path(__file__).parent / "results"
 CIFAR = SHARED / "cifar10n"

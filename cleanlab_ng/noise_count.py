@@ -5,11 +5,12 @@ out-of-fold probabilities, where a sample is "confidently another class" when th
 probability reaches the class's own average self-confidence:
 
 * the calibrated off-diagonal mass over-counts when the proxy is weak: clean samples that
-  the proxy confuses with another class land off the diagonal (+26 to +53 % on CIFAR-10N
-  with EfficientNet-Lite0 features; cleanlab's own count is of this kind);
+  the proxy confuses with another class land off the diagonal (+7 to +54 % on CIFAR-10N
+  with EfficientNet-Lite0 features, benchmarks/results/merge_study.md; cleanlab's own
+  count is of this kind);
 * the strict count -- confidently another class *and* not predicted as the given label,
   cleanlab's ``num_label_issues`` -- under-counts: the noisy samples that the proxy has
-  partly learned are missed (-28 to -10 % on the synthetic suite at 40 % noise).
+  partly learned are missed (-28 to -1 % on the synthetic suite at 40 % noise).
 
 The truth lies between them, nearer the strict count the more the proxy confuses classes.
 How much it confuses them shows in the samples predicted as another class without being

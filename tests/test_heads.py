@@ -8,10 +8,13 @@ from sklearn.preprocessing import StandardScaler
 from cleanlab_ng.train.heads import (
     cross_fit_softmax,
     fit_linear_heads,
+    in_sample_order,
     kfold_assignment,
     prepare_ridge,
+    repeated_fold_orders,
     repeated_folds,
-    ridge_cross_fit_scores,
+    ridge_compute_dtype,
+    ridge_cross_fit,
 )
 from cleanlab_ng.train.proxy import train_out_of_fold
 
@@ -100,22 +103,48 @@ def _ridge_reference(Z, y, folds, l2, n_classes):
 def test_batched_ridge_matches_per_model_solves(digits):
     X, _, given, _ = digits
     Z = StandardScaler().fit_transform(X)
+    orders = repeated_fold_orders(given, 5, seed=0, repeats=range(3))
     folds = repeated_folds(given, 5, seed=0, repeats=range(3))
-    fit = prepare_ridge(torch.tensor(Z, dtype=torch.float32), torch.tensor(given), n_classes=10)
+    Z_t, y_t = torch.tensor(Z, dtype=torch.float32), torch.tensor(given)
+    exact = prepare_ridge(Z_t, y_t, n_classes=10, dtype=torch.float32)
+    fast = prepare_ridge(Z_t, y_t, n_classes=10, dtype=torch.bfloat16)
     for l2 in (1e-3, 1e-1):
-        scores = ridge_cross_fit_scores(fit, folds, l2).numpy()  # (R, C, N)
+        scores = in_sample_order(*ridge_cross_fit(exact, orders, 5, l2), len(given)).numpy()
+        rounded = in_sample_order(*ridge_cross_fit(fast, orders, 5, l2), len(given)).numpy()
         for r in range(3):
             ref = _ridge_reference(Z, given, folds[r].numpy(), l2, 10)
             # tolerance: float32 features against a float64 solve, scores of order 1
             np.testing.assert_allclose(scores[r].T, ref, atol=2e-4)
+            # bfloat16 keeps 8 bits of mantissa: scores within a few hundredths, and the
+            # predicted class of all but the near-ties unchanged
+            np.testing.assert_allclose(rounded[r].T, ref, atol=0.05)
+            assert (rounded[r].argmax(0) == ref.argmax(1)).mean() > 0.99
+
+
+def test_fold_orders_deal_the_folds():
+    labels = np.repeat(np.arange(3), [10, 7, 5])
+    orders = repeated_fold_orders(labels, 5, seed=4, repeats=range(2))
+    folds = repeated_folds(labels, 5, seed=4, repeats=range(2))
+    for order, fold in zip(orders, folds):
+        assert sorted(order.tolist()) == list(range(len(labels)))
+        for k in range(5):
+            assert (fold[order[k::5]] == k).all()
+            assert (np.diff(labels[order[k::5].numpy()]) >= 0).all()  # grouped by class
+
+
+def test_compute_dtype_is_float32_off_cpu_or_without_native_bfloat16():
+    assert ridge_compute_dtype(torch.device("meta")) == torch.float32
+    assert ridge_compute_dtype(torch.device("cpu")) in (torch.float32, torch.bfloat16)
 
 
 def test_shared_gram_ridge_predicts_like_scikit_learn_ridge(digits):
     X, _, given, _ = digits
     Z = StandardScaler().fit_transform(X)
+    orders = repeated_fold_orders(given, 5, seed=1, repeats=range(1))
     folds = repeated_folds(given, 5, seed=1, repeats=range(1))
     fit = prepare_ridge(torch.tensor(Z, dtype=torch.float32), torch.tensor(given), n_classes=10)
-    ours = ridge_cross_fit_scores(fit, folds, 1e-2)[0].numpy().argmax(0)
+    ours = in_sample_order(*ridge_cross_fit(fit, orders, 5, 1e-2), len(given))[0]
+    ours = ours.numpy().argmax(0)
     ref = np.empty(len(given), dtype=np.int64)
     f = folds[0].numpy()
     for k in range(5):

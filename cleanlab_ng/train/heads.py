@@ -8,14 +8,14 @@ and how strongly it is regularised. Two families:
 * softmax heads (:func:`fit_linear_heads`, :func:`cross_fit_softmax`): multinomial logistic
   regressions with their weights stacked into one ``(n_models, D, C)`` tensor, so each
   L-BFGS step is a single batched matmul instead of M Python-level fits;
-* ridge heads (:func:`prepare_ridge`, :func:`ridge_cross_fit_scores`): least squares on
+* ridge heads (:func:`prepare_ridge`, :func:`ridge_cross_fit`): least squares on
   one-hot labels in closed form, sharing one Gram matrix, so that a repeat of K folds costs
   about one pass over the samples -- what makes thousands of repeats cheap (ReCoV).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,8 +25,6 @@ import torch
 _CHUNK_BYTES = 1 << 28
 # rows per chunk when the ridge Gram matrix is accumulated: 16k x 512 float64 = 64 MiB
 _GRAM_ROWS = 1 << 14
-# our choice: at most 64 MiB of gathered feature rows at once when scoring held-out folds
-_GATHER_BYTES = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -149,34 +147,47 @@ def kfold_assignment(
     return folds
 
 
-def repeated_folds(
+def repeated_fold_orders(
     labels: np.ndarray, n_folds: int, seed: int, repeats: range
 ) -> torch.Tensor:
-    """Stratified random fold of every sample in each of the given repeats.
+    """The dealing order of each repeat's stratified K-fold split.
 
-    As in :func:`kfold_assignment`, the samples of each class are shuffled and dealt
-    round-robin, each class starting where the previous one stopped, so the folds' sizes,
-    and each class's share of them, differ by at most one. Repeat ``r`` draws from its own
-    generator, seeded by ``[seed, 2, r]``: the folds of a repeat do not depend on how the
-    repeats are split into blocks, and a longer run extends a shorter one.
+    The samples of each class are shuffled and the classes laid end to end; position ``p``
+    of the order is dealt to fold ``p % n_folds``, so each class continues the round-robin
+    where the previous one stopped and the folds' sizes, and each class's share of them,
+    differ by at most one. Fold ``k`` of a repeat is ``order[k::n_folds]``, already grouped
+    by class. Repeat ``r`` draws from its own generator, seeded by ``[seed, 2, r]``: the
+    folds of a repeat do not depend on how the repeats are split into blocks, and a longer
+    run extends a shorter one.
 
     Returns
     -------
     Tensor of shape (len(repeats), n_samples), int64
     """
-    n_samples = len(labels)
-    labels_t = torch.as_tensor(labels)
+    # numpy sorts 16-bit keys by radix, 10x faster than torch's comparison sort here
+    keys = np.asarray(labels, dtype=np.int16 if np.max(labels) < 2**15 else np.int64)
     orders = []
     for r in repeats:
         gen = torch.Generator().manual_seed(
             int(np.random.SeedSequence([seed, 2, r]).generate_state(1)[0]))
-        shuffled = torch.randperm(n_samples, generator=gen)
+        shuffled = torch.randperm(len(labels), generator=gen).numpy()
         # a stable sort by label keeps the shuffled order inside each class
-        orders.append(shuffled[torch.argsort(labels_t[shuffled], stable=True)])
-    order = torch.stack(orders)
-    folds = torch.empty_like(order)
-    dealt = (torch.arange(n_samples) % n_folds).expand_as(order)
-    return folds.scatter_(1, order, dealt)
+        orders.append(shuffled[np.argsort(keys[shuffled], kind="stable")])
+    return torch.from_numpy(np.stack(orders))
+
+
+def repeated_folds(
+    labels: np.ndarray, n_folds: int, seed: int, repeats: range
+) -> torch.Tensor:
+    """Fold of every sample in each of the given repeats (:func:`repeated_fold_orders`).
+
+    Returns
+    -------
+    Tensor of shape (len(repeats), n_samples), int64
+    """
+    order = repeated_fold_orders(labels, n_folds, seed, repeats)
+    dealt = (torch.arange(order.shape[1]) % n_folds).expand_as(order)
+    return torch.empty_like(order).scatter_(1, order, dealt)
 
 
 def cross_fit_softmax(
@@ -242,46 +253,69 @@ class RidgeCrossFit:
     does. Our choice, for speed: with ``A`` shared, a held-out score
     ``x_i W_rk = x_i A^-1 X_rk^T Y_rk`` needs no per-model Gram or solve; in the eigenbasis
     of ``X^T X`` (rotated features ``U = X V``) ``A^-1`` is diagonal, so one factorisation
-    serves every L2 strength, and a repeat costs two passes over the samples (held-out sums,
-    held-out scores). Against the exact per-model Gram it lost 0.1 (synthetic Gaussian) to
-    0.3 (CIFAR-10N embeddings) points of out-of-fold accuracy, where the exact model needs an
-    ``N D^2`` Gram per repeat, ``D / 2C`` times the work (13 times at D = 256, C = 10).
+    serves every L2 strength, and a repeat costs one gather of the samples and two batched
+    matmuls over them (held-out class sums, held-out scores). Against the exact per-model
+    Gram it lost 0.1 (synthetic Gaussian) to 0.3 (CIFAR-10N embeddings) points of
+    out-of-fold accuracy, where the exact model needs an ``N D^2`` Gram per repeat,
+    ``D / 2C`` times the work (13 times at D = 256, C = 10).
 
     Attributes
     ----------
     rotated : Tensor of shape (n_samples + 1, n_features)
-        The centred features in the eigenbasis of their Gram matrix, ``U = X V``, and a
-        last row of zeros that pads the fold blocks.
-    labels : Tensor of shape (n_samples,), int64
+        The centred features in the eigenbasis of their Gram matrix, ``U = X V``, in the
+        compute dtype, and a last row of zeros that pads the fold blocks.
+    labels : Tensor of shape (n_samples + 1,), int64
+        The given labels and, for the padding row, ``n_classes``.
     n_classes : int
     eigenvalues : Tensor of shape (n_features,), float64
         Of ``X^T X``.
+    class_sums : Tensor of shape (n_classes, n_features), float32
+        ``Y^T U`` over all samples.
+    class_counts : Tensor of shape (n_classes,), float32
     """
 
     rotated: torch.Tensor
     labels: torch.Tensor
     n_classes: int
     eigenvalues: torch.Tensor
-    # reused between calls: a fresh 20-100 MB gather buffer every repeat is page-faulted in
-    # by the OS each time (glibc maps blocks over 32 MiB anew), 5x the cost of the gather
-    _scratch: dict = field(default_factory=dict, repr=False)
+    class_sums: torch.Tensor
+    class_counts: torch.Tensor
 
-    def scratch(self, name: str, numel: int) -> torch.Tensor:
-        """A 1-D work buffer of at least ``numel`` elements, kept for later calls."""
-        buffer = self._scratch.get(name)
-        if buffer is None or buffer.numel() < numel:
-            buffer = torch.empty(numel, dtype=self.rotated.dtype, device=self.rotated.device)
-            self._scratch[name] = buffer
-        return buffer[:numel]
+    @property
+    def n_samples(self) -> int:
+        return len(self.labels) - 1
 
 
-def prepare_ridge(X: torch.Tensor, y: torch.Tensor, *, n_classes: int) -> RidgeCrossFit:
+def ridge_compute_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 on a CPU with native bfloat16 matmuls (AVX512-BF16 or AMX), else float32.
+
+    Our choice: the two matmuls and the gather of every repeat read N x D features, and in
+    bfloat16 they ran 3x (gather) to 8x (matmul) faster than in float32 on the 2-core
+    benchmark machine (AVX512-BF16); the products accumulate in float32 inside the kernel,
+    and out-of-fold accuracy moved by under 0.1 points (benchmarks/results/recov.md). A CPU
+    without native support would emulate bfloat16 and run slower, so it keeps float32, as
+    does CUDA, where the matmuls are not the bottleneck.
+    """
+    if torch.device(device).type != "cpu":
+        return torch.float32
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return torch.bfloat16 if native else torch.float32
+
+
+def prepare_ridge(
+    X: torch.Tensor, y: torch.Tensor, *, n_classes: int, dtype: torch.dtype | None = None
+) -> RidgeCrossFit:
     """Centre ``X`` and rotate it into the eigenbasis of its Gram matrix, once for all models.
 
-    The Gram matrix is accumulated in float64 over row chunks, so memory stays at one
-    float32 copy of ``X`` (the rotated features) whatever the number of samples.
+    The Gram matrix is accumulated in float64 over row chunks, so memory stays at one copy
+    of ``X`` in the compute ``dtype`` (default :func:`ridge_compute_dtype`) whatever the
+    number of samples.
     """
     n_samples, n_features = X.shape
+    dtype = dtype or ridge_compute_dtype(X.device)
     mean = X.sum(0, dtype=torch.float64) / n_samples
     gram = torch.zeros(n_features, n_features, dtype=torch.float64, device=X.device)
     # float64: collinear table columns give X^T X eigenvalues down to ~1e-10 of the largest
@@ -289,78 +323,73 @@ def prepare_ridge(X: torch.Tensor, y: torch.Tensor, *, n_classes: int) -> RidgeC
         centred = chunk.double() - mean
         gram += centred.T @ centred
     eigenvalues, vectors = torch.linalg.eigh(gram)
-    rotated = torch.zeros(n_samples + 1, n_features, dtype=X.dtype, device=X.device)
+    rotated = torch.zeros(n_samples + 1, n_features, dtype=dtype, device=X.device)
+    class_sums = torch.zeros(n_classes, n_features, dtype=torch.float64, device=X.device)
     vectors, mean = vectors.to(X.dtype), mean.to(X.dtype)
     for start in range(0, n_samples, _GRAM_ROWS):
         end = min(start + _GRAM_ROWS, n_samples)  # row n_samples stays zero: the padding
-        rotated[start:end] = (X[start:end] - mean) @ vectors
-    return RidgeCrossFit(rotated, y, n_classes, eigenvalues.clamp(min=0))
+        chunk = (X[start:end] - mean) @ vectors
+        class_sums.index_add_(0, y[start:end], chunk.double())
+        rotated[start:end] = chunk.to(dtype)
+    counts = torch.bincount(y, minlength=n_classes).to(torch.float32)
+    padded = torch.cat([y, torch.tensor([n_classes], device=y.device)])
+    return RidgeCrossFit(rotated, padded, n_classes, eigenvalues.clamp(min=0),
+                         class_sums.float(), counts)
 
 
-def ridge_cross_fit_scores(fit: RidgeCrossFit, folds: torch.Tensor, l2: float) -> torch.Tensor:
-    """Held-out ridge scores of every sample in every repeat.
+def ridge_cross_fit(
+    fit: RidgeCrossFit, orders: torch.Tensor, n_folds: int, l2: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Held-out ridge scores of every sample in every repeat, fold by fold.
 
     Parameters
     ----------
     fit : RidgeCrossFit
-    folds : Tensor of shape (n_repeats, n_samples), int64
-        Fold of every sample in every repeat, 0 .. n_folds - 1.
+    orders : Tensor of shape (n_repeats, n_samples), int64
+        Dealing orders (:func:`repeated_fold_orders`): fold ``k`` is ``order[k::n_folds]``.
+    n_folds : int
     l2 : float
 
     Returns
     -------
-    Tensor of shape (n_repeats, n_classes, n_samples)
-        ``x_i W_rk + b_rk`` for the model ``(r, k)`` that holds sample ``i`` out. Class-major:
-        reductions over the classes of each sample (softmax, max) are then vectorised over
-        the samples, 10-20x faster on CPU than over a last axis of 10.
+    scores : Tensor of shape (n_repeats, n_folds, n_classes, n_slots), float32
+        ``x_i W_rk + b_rk`` for each sample ``i`` of fold ``k``, by the model that held it
+        out. Class-major: reductions over the classes (softmax, max) are then vectorised
+        over the samples, 10-20x faster on CPU than over a last axis of 10.
+    slots : Tensor of shape (n_repeats, n_folds, n_slots), int64
+        The sample in each slot; ``n_samples`` where a fold, one shorter than the longest,
+        is padded (its score is then the intercept, and is to be ignored).
     """
-    n_repeats, n_samples = folds.shape
-    n_folds, C = int(folds.max()) + 1, fit.n_classes
-    U, dtype, device = fit.rotated[:-1], fit.rotated.dtype, folds.device
-    n_train = (n_folds - 1) / n_folds * n_samples
+    n_repeats, n_samples = orders.shape
+    C, K, device = fit.n_classes, n_folds, orders.device
+    n_slots = -(-n_samples // K)
+    padded = torch.full((n_repeats, n_slots * K), n_samples, dtype=torch.int64, device=device)
+    padded[:, :n_samples] = orders
+    slots = padded.view(n_repeats, n_slots, K).transpose(1, 2).contiguous()
+    n_models, width = n_repeats * K, fit.rotated.shape[1]
+    blocks = fit.rotated.index_select(0, slots.view(-1)).view(n_models, n_slots, width)
+    # one-hot of the given labels, class-major; the padding's label n_classes matches none
+    onehot = (fit.labels[slots].view(n_models, 1, n_slots)
+              == torch.arange(C, device=device).view(1, C, 1))
+    held_sums = torch.bmm(onehot.to(blocks.dtype), blocks).float()  # (R K, C, D)
+    train_sums = fit.class_sums - held_sums
+    train_counts = fit.class_counts - onehot.sum(2, dtype=torch.float32)  # (R K, C)
+    n_train = (K - 1) / K * n_samples
     # A^-1 in the eigenbasis is a diagonal: (D,)
-    inverse = (1 / (n_train / n_samples * (fit.eigenvalues + l2 * n_samples))).to(dtype)
-    # per model, the training sums Y^T U and class counts: all samples minus its held-out fold
-    bins = folds * C + fit.labels
-    held_sums = torch.zeros(n_repeats, n_folds * C, U.shape[1], dtype=dtype, device=device)
-    for r in range(n_repeats):  # a scatter per repeat; one for all would copy U R times
-        held_sums[r].index_add_(0, bins[r], U)
-    held_sums = held_sums.view(n_repeats, n_folds, C, -1)
-    train = held_sums.sum(1, keepdim=True) - held_sums  # (R, K, C, D)
-    held_counts = torch.zeros(n_repeats, n_folds * C, dtype=dtype, device=device)
-    held_counts = held_counts.scatter_add_(1, bins, torch.ones_like(bins, dtype=dtype))
-    held_counts = held_counts.view(n_repeats, n_folds, C)
-    train_counts = held_counts.sum(1, keepdim=True) - held_counts
-    weights = (inverse * train).view(n_repeats * n_folds, C, -1)  # (R K, C, D)
-    # gather each fold's rows into a padded block (the zero row N pads), so one batched
-    # matmul scores every held-out sample with its own fold's model only: N D C work per
-    # repeat, not K N D C. The class axis comes first: MKL is 2-4x slower with a 10-wide
-    # output than with a 10-high one.
-    order = torch.argsort(folds, dim=1, stable=True)
-    sizes = held_counts.sum(2).long()
-    n_max = int(sizes.max())
-    sorted_folds = torch.gather(folds, 1, order)
-    position = (torch.arange(n_samples, device=device)[None, :]
-                - torch.gather(torch.cumsum(sizes, 1) - sizes, 1, sorted_folds))
-    slot = (torch.arange(n_repeats, device=device)[:, None] * n_folds + sorted_folds) * n_max
-    index = torch.full((n_repeats * n_folds * n_max,), n_samples, dtype=torch.int64,
-                       device=device)
-    index[(slot + position).reshape(-1)] = order.reshape(-1)
-    n_models, width = n_repeats * n_folds, U.shape[1]
-    held_out = fit.scratch("held_out", n_models * C * n_max).view(n_models, C, n_max)
-    # a group of fold blocks at a time keeps the gathered rows under _GATHER_BYTES
-    per_group = max(1, _GATHER_BYTES // (n_max * width * U.element_size()))
-    gathered = fit.scratch("blocks", min(per_group, n_models) * n_max * width)
-    for start in range(0, n_models, per_group):
-        group = slice(start, start + per_group)
-        rows = index[group.start * n_max:group.stop * n_max]
-        blocks = torch.index_select(fit.rotated, 0, rows, out=gathered[:len(rows) * width]
-                                    .view(len(rows), width)).view(-1, n_max, width)
-        torch.bmm(weights[group], blocks.transpose(1, 2), out=held_out[group])
-    held_out += (train_counts / n_train).view(n_models, C, 1)  # the intercepts
-    held_out = held_out.view(n_repeats, n_folds, C, n_max).transpose(1, 2)
-    # back to sample order; every padding slot lands in column N, which is dropped
-    scores = torch.empty(n_repeats, C, n_samples + 1, dtype=dtype, device=device)
-    scores.scatter_(2, index.view(n_repeats, 1, n_folds * n_max).expand(-1, C, -1),
-                    held_out.reshape(n_repeats, C, n_folds * n_max))
-    return scores[..., :n_samples]
+    inverse = (1 / (n_train / n_samples * (fit.eigenvalues + l2 * n_samples))).float()
+    weights = (inverse * train_sums).to(blocks.dtype)
+    # one batched matmul scores every held-out sample with its own fold's model only:
+    # N D C work per repeat, not K N D C. The class axis comes first: MKL is 2-4x slower
+    # with a 10-wide output than with a 10-high one.
+    scores = torch.bmm(weights, blocks.transpose(1, 2)).float()
+    scores += (train_counts / n_train)[:, :, None]  # the intercepts
+    return scores.view(n_repeats, K, C, n_slots), slots
+
+
+def in_sample_order(scores: torch.Tensor, slots: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """:func:`ridge_cross_fit`'s scores back in sample order: (n_repeats, n_classes, n_samples)."""
+    n_repeats, K, C, n_slots = scores.shape
+    out = torch.empty(n_repeats, C, n_samples + 1, dtype=scores.dtype, device=scores.device)
+    out.scatter_(2, slots.view(n_repeats, 1, K * n_slots).expand(-1, C, -1),
+                 scores.transpose(1, 2).reshape(n_repeats, C, K * n_slots))
+    return out[..., :n_samples]  # every padding slot lands in column N

@@ -25,9 +25,15 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from scipy import stats
+from sklearn.linear_model import LogisticRegression
 
 from ..noise_count import estimate_noise_count
-from .heads import fit_linear_heads, prepare_ridge, repeated_folds, ridge_cross_fit_scores
+from .heads import (
+    in_sample_order,
+    prepare_ridge,
+    repeated_fold_orders,
+    ridge_cross_fit,
+)
 from .record import Recov
 
 # our choice: standardised features have X^T X / N ~ I, so these span no shrinkage to heavy
@@ -92,52 +98,58 @@ def train_recov(
     n_samples = len(labels)
     y = torch.as_tensor(labels, device=X.device)
     fit = prepare_ridge(X, y, n_classes=n_classes)
-    first = repeated_folds(labels, n_folds, seed, range(1)).to(X.device)
+    first = repeated_fold_orders(labels, n_folds, seed, range(1)).to(X.device)
     # the strength and the read-out are fitted on at most READOUT_SAMPLES of the samples
     subset = torch.as_tensor(np.sort(np.random.default_rng([seed, 5]).permutation(n_samples)[
         :READOUT_SAMPLES]), device=X.device)
-    log_loss = np.array([_temperature_log_loss(ridge_cross_fit_scores(fit, first, l2)[0][
-        :, subset], y[subset]) for l2 in l2_grid])
+
+    def first_scores(l2: float) -> torch.Tensor:  # (C, len(subset))
+        return in_sample_order(*ridge_cross_fit(fit, first, n_folds, l2), n_samples)[0][
+            :, subset]
+
+    log_loss = np.array([_temperature_log_loss(first_scores(l2), y[subset]) for l2 in l2_grid])
     best = int(np.argmin(log_loss))
-    readout = fit_linear_heads(
-        ridge_cross_fit_scores(fit, first, l2_grid[best])[0][:, subset].T.contiguous(),
-        y[subset], torch.ones(1, len(subset), dtype=torch.bool, device=X.device),
-        torch.tensor([READOUT_L2], dtype=X.dtype, device=X.device), n_classes=n_classes)
-    # class-major like the scores: logits (C, N) = weight^T (C, C) @ scores (C, N) + bias
-    weight_t, bias = readout.weight[0].T.contiguous(), readout.bias[0][:, None]
+    weight_t, bias = _fit_readout(first_scores(l2_grid[best]), y[subset], n_classes)
 
     planned = n_runs if n_runs is not None else max_runs
-    block = max(1, _BLOCK_BYTES // (n_samples * X.shape[1] * X.element_size()))
+    block = max(1, _BLOCK_BYTES // (n_samples * X.shape[1] * fit.rotated.element_size()))
     checks = [] if n_runs is not None else _checkpoints(max_runs)
-    counts = np.zeros(n_samples, dtype=np.int64)
-    proba_sum = torch.zeros(n_classes, n_samples, dtype=torch.float64, device=X.device)
+    counts = torch.zeros(n_samples + 1, dtype=torch.int64, device=X.device)
+    proba_sum = torch.zeros(n_classes, n_samples + 1, dtype=torch.float64, device=X.device)
     metrics, worst_folds, snapshots = [], [], {}
     stop_reason, stability, done = "fixed" if n_runs is not None else "max_runs", math.nan, 0
     while done < planned:
         end = min(done + block, planned, *[c for c in checks if c > done])
-        folds = repeated_folds(labels, n_folds, seed, range(done, end)).to(X.device)
-        logits = weight_t @ ridge_cross_fit_scores(fit, folds, l2_grid[best]) + bias
+        orders = repeated_fold_orders(labels, n_folds, seed, range(done, end)).to(X.device)
+        scores, slots = ridge_cross_fit(fit, orders, n_folds, l2_grid[best])
+        logits = weight_t @ scores + bias  # (R, K, C, M)
+        slot_labels = fit.labels[slots]  # the padding's label is n_classes
+        real = slot_labels < n_classes
+        given = logits.gather(2, slot_labels.clamp(max=n_classes - 1)[:, :, None])[:, :, 0]
         # right when the given label's logit is the largest (argmax over a class axis of 10
         # is slow on CPU; a max over the class-major rows is not)
-        correct = (logits.gather(1, y.expand(len(logits), 1, -1))[:, 0]
-                   >= logits.amax(1)).to(X.dtype)
-        proba_sum += torch.softmax(logits, dim=1).sum(0)
-        metric = _fold_accuracy(correct, folds, n_folds)
+        correct = (given >= logits.amax(2)) & real
+        metric = (correct.sum(2) / real.sum(2)).cpu().numpy()
+        proba = torch.softmax(logits, dim=2).permute(2, 0, 1, 3).reshape(n_classes, -1)
+        proba_sum += torch.zeros_like(proba_sum, dtype=proba.dtype).index_add_(
+            1, slots.view(-1), proba)
         worst = _worst_folds(metric, seed, range(done, end))
-        folds_np = folds.cpu().numpy()
-        counts += (folds_np == worst[:, None]).sum(0)
+        in_worst = slots[torch.arange(len(worst)), torch.as_tensor(worst, device=X.device)]
+        counts += torch.bincount(in_worst.view(-1), minlength=n_samples + 1)
         metrics.append(metric)
         worst_folds.append(worst)
         done = end
         if on_run:
             on_run(done, planned)
         if done in checks:
-            snapshots[done] = counts.copy()
+            snapshots[done] = counts[:n_samples].cpu().numpy().copy()
             if done // 2 in snapshots:
-                stability = float(stats.spearmanr(snapshots[done // 2], counts)[0])
+                stability = float(stats.spearmanr(snapshots[done // 2], snapshots[done])[0])
                 if stability >= STABLE_SPEARMAN:
                     stop_reason = "stable"
                     break
+    counts = counts[:n_samples].cpu().numpy()
+    proba_sum = proba_sum[:, :n_samples]
     proba = (proba_sum / done).T.to(torch.float32).cpu().numpy()
     return Recov(
         counts=counts, fold_metric=np.concatenate(metrics), worst_fold=np.concatenate(
@@ -146,6 +158,28 @@ def train_recov(
         noise_count=estimate_noise_count(labels, proba), n_runs=done, n_folds=n_folds,
         stop_reason=stop_reason, stability=stability,
     )
+
+
+def _fit_readout(scores: torch.Tensor, y: torch.Tensor,
+                 n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The softmax read-out ``softmax(s M + b)`` of class-major scores (C, N), by log-loss.
+
+    Class-major like the scores: logits (C, N) = ``weight_t`` (C, C) @ scores + ``bias``
+    (C, 1). scikit-learn's lbfgs rather than our batched heads: one small model, and
+    ``torch.optim`` would import ``torch._dynamo`` on first use, 2 s of a recov-only run.
+    """
+    y_np = y.cpu().numpy()
+    model = LogisticRegression(C=1 / (READOUT_L2 * len(y_np)), max_iter=1000).fit(
+        scores.T.double().cpu().numpy(), y_np)
+    coef, intercept = model.coef_, model.intercept_
+    if len(model.classes_) == 2:  # scikit-learn keeps one logit, of the second class
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
+    weight = np.zeros((n_classes, n_classes))
+    # a class missing from the read-out's samples: predicted with probability ~e^-30
+    bias = np.full(n_classes, intercept.min() - 30)
+    weight[model.classes_], bias[model.classes_] = coef, intercept
+    return (torch.as_tensor(weight, dtype=scores.dtype, device=scores.device),
+            torch.as_tensor(bias, dtype=scores.dtype, device=scores.device)[:, None])
 
 
 def _checkpoints(max_runs: int) -> list[int]:
@@ -163,14 +197,6 @@ def _temperature_log_loss(scores: torch.Tensor, y: torch.Tensor) -> float:
     losses = [-torch.log_softmax(scores / t, dim=0).gather(0, y[None]).mean().item()
               for t in temperatures]
     return min(losses)
-
-
-def _fold_accuracy(correct: torch.Tensor, folds: torch.Tensor, n_folds: int) -> np.ndarray:
-    """Accuracy of each fold model on its held-out fold: (n_repeats, n_folds)."""
-    hits = torch.zeros(folds.shape[0], n_folds, dtype=correct.dtype, device=folds.device)
-    hits.scatter_add_(1, folds, correct)
-    sizes = torch.zeros_like(hits).scatter_add_(1, folds, torch.ones_like(correct))
-    return (hits / sizes).cpu().numpy()
 
 
 def _worst_folds(metric: np.ndarray, seed: int, repeats: range) -> np.ndarray:

@@ -341,7 +341,12 @@ def prepare_ridge(
 
 
 def ridge_cross_fit(
-    fit: RidgeCrossFit, orders: torch.Tensor, n_folds: int, l2: float
+    fit: RidgeCrossFit,
+    orders: torch.Tensor,
+    n_folds: int,
+    l2: float,
+    *,
+    readout: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Held-out ridge scores of every sample in every repeat, fold by fold.
 
@@ -352,6 +357,9 @@ def ridge_cross_fit(
         Dealing orders (:func:`repeated_fold_orders`): fold ``k`` is ``order[k::n_folds]``.
     n_folds : int
     l2 : float
+    readout : (Tensor of shape (C, C), Tensor of shape (C, 1)), optional
+        A linear map ``M s + b`` of every model's scores, folded into its weights and
+        intercept: the models stay linear heads, and the map costs nothing per sample.
 
     Returns
     -------
@@ -375,6 +383,11 @@ def ridge_cross_fit(
               == torch.arange(C, device=device).view(1, C, 1))
     train_counts = fit.class_counts - onehot.sum(2, dtype=torch.float32)  # (R K, C)
     n_train = (K - 1) / K * n_samples
+    intercepts = (train_counts / n_train)[:, :, None]
+    mix = torch.eye(C, device=device)
+    if readout is not None:
+        mix = readout[0].float()
+        intercepts = mix @ intercepts + readout[1].float()
     # A^-1 in the eigenbasis is a diagonal: (D,)
     inverse = (1 / (n_train / n_samples * (fit.eigenvalues + l2 * n_samples))).float()
     scores = torch.empty(n_models, C, n_slots, dtype=torch.float32, device=device)
@@ -385,12 +398,12 @@ def ridge_cross_fit(
         blocks = fit.rotated.index_select(0, slots.view(n_models, n_slots)[group].reshape(-1))
         blocks = blocks.view(-1, n_slots, width)
         held_sums = torch.bmm(onehot[group].to(blocks.dtype), blocks).float()  # (G, C, D)
-        weights = (inverse * (fit.class_sums - held_sums)).to(blocks.dtype)
+        weights = (mix @ (inverse * (fit.class_sums - held_sums))).to(blocks.dtype)
         # one batched matmul scores every held-out sample with its own fold's model only:
         # N D C work per repeat, not K N D C. The class axis comes first: MKL is 2-4x
         # slower with a 10-wide output than with a 10-high one.
         scores[group] = torch.bmm(weights, blocks.transpose(1, 2))
-    scores += (train_counts / n_train)[:, :, None]  # the intercepts
+    scores += intercepts
     return scores.view(n_repeats, K, C, n_slots), slots
 
 

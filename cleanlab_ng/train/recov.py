@@ -121,8 +121,8 @@ def train_recov(
     while done < planned:
         end = min(done + block, planned, *[c for c in checks if c > done])
         orders = repeated_fold_orders(labels, n_folds, seed, range(done, end)).to(X.device)
-        scores, slots = ridge_cross_fit(fit, orders, n_folds, l2_grid[best])
-        logits = weight_t @ scores + bias  # (R, K, C, M)
+        logits, slots = ridge_cross_fit(fit, orders, n_folds, l2_grid[best],
+                                        readout=(weight_t, bias))  # (R, K, C, M)
         slot_labels = fit.labels[slots]  # the padding's label is n_classes
         real = slot_labels < n_classes
         given = logits.gather(2, slot_labels.clamp(max=n_classes - 1)[:, :, None])[:, :, 0]
@@ -205,7 +205,9 @@ def _worst_folds(metric: np.ndarray, seed: int, repeats: range) -> np.ndarray:
     The authors' ``argmin`` takes the first index on ties, which favours fold 0 whenever
     accuracies tie (detectors.md §2, known failure modes).
     """
-    keys = np.stack([np.random.default_rng([seed, 3, r]).random(metric.shape[1])
-                     for r in repeats])
     lowest = metric == metric.min(axis=1, keepdims=True)
-    return np.argmax(np.where(lowest, keys, -1), axis=1)
+    worst = np.argmax(lowest, axis=1)
+    for i in np.flatnonzero(lowest.sum(axis=1) > 1):  # a generator only where folds tie
+        keys = np.random.default_rng([seed, 3, repeats[i]]).random(metric.shape[1])
+        worst[i] = np.argmax(np.where(lowest[i], keys, -1))
+    return worst

@@ -159,7 +159,9 @@ def current_commit() -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True,
                               cwd=Path(__file__).parents[1]).stdout.strip()
 
-    dirty = git("status", "--porcelain", "--untracked-files=no", "cleanlab_ng", "benchmarks")
+    # the results a run writes are not code: they do not make the tree dirty
+    dirty = git("status", "--porcelain", "--untracked-files=no", "cleanlab_ng", "cli",
+                "benchmarks", ":(exclude)benchmarks/results")
     return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
 
 

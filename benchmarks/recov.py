@@ -56,6 +56,7 @@ import cleanlab_ng  # noqa: E402
 from cleanlab_ng.train.heads import repeated_folds  # noqa: E402
 
 from .embeddings import SHARED  # noqa: E402
+from .foundation import current_commit  # noqa: E402
 from .suites import flip_labels  # noqa: E402
 
 CACHE = Path(__file__).parent / ".cache"
@@ -64,17 +65,6 @@ CIFAR = SHARED / "cifar10n"
 IMAGE_SIZE = 96  # 224 px runs at ~60 img/s on these cores; 96 px at ~300 (probe -4 points)
 C_GRID = (1.0, 0.1, 0.01, 0.001)
 NOISE_RATE = 0.2
-
-
-def current_commit() -> str:
-    """The commit the code was imported from, marked ``-dirty`` with uncommitted changes."""
-    def git(*args):
-        return subprocess.run(["git", *args], capture_output=True, text=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--untracked-files=no", "cleanlab_ng", "cli",
-                "benchmarks/recov.py")
-    return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
 
 
 # ---------------------------------------------------------------------------------- data

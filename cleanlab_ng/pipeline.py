@@ -248,20 +248,23 @@ def clean(
 
 def _finetune(data, readable, y, backbone, weights, image_size, n_classes, noise_rate, epochs,
               seed, device, on_epoch):
-    from .train.finetune import finetune_dynamics
+    from .train.finetune import Schedule, finetune_dynamics
 
     spec, images = _images(data, readable, backbone, weights, image_size)
     return finetune_dynamics(images, y, spec, n_classes=n_classes, noise_rate=noise_rate,
-                             epochs=epochs, seed=seed, device=device, on_epoch=on_epoch)
+                             schedule=Schedule(epochs=epochs), seed=seed, device=device,
+                             on_epoch=on_epoch)
 
 
 def _fastrecov(data, readable, y, backbone, weights, image_size, n_classes, folds, epochs, seed,
                device, on_run):
     from .train.fastrecov import train_fastrecov
+    from .train.finetune import Schedule
 
     spec, images = _images(data, readable, backbone, weights, image_size)
-    return train_fastrecov(images, y, spec, n_classes=n_classes, n_folds=folds, epochs=epochs,
-                           seed=seed, device=device, on_run=on_run)
+    return train_fastrecov(images, y, spec, n_classes=n_classes, n_folds=folds,
+                           schedule=Schedule(epochs=epochs), seed=seed, device=device,
+                           on_run=on_run)
 
 
 def _images(data, readable, backbone, weights, image_size):

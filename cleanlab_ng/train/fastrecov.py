@@ -26,7 +26,7 @@ import torch
 
 from ..backbones import Backbone
 from ..noise_count import estimate_noise_count
-from .finetune import predict_proba, proxy_model, train_epoch
+from .finetune import Schedule, predict_proba, proxy_model, train_epoch
 from .record import FastRecov
 
 N_RUNS = 10  # cifar_fastrecov.py: N_RUNS
@@ -46,10 +46,7 @@ def train_fastrecov(
     n_classes: int,
     n_folds: int = 5,
     n_runs: int = N_RUNS,
-    epochs: int = 40,
-    batch_size: int = 64,
-    lr: float = 0.01,
-    weight_decay: float = 5e-4,
+    schedule: Schedule = Schedule(),
     seed: int = 0,
     device: str = "cpu",
     on_run: Progress | None = None,
@@ -65,7 +62,8 @@ def train_fastrecov(
     n_folds : int, default=5
     n_runs : int, default=10
         The authors' N_RUNS.
-    epochs, batch_size, lr, weight_decay : training schedule of every fold model
+    schedule : Schedule
+        How every fold model trains.
     seed : int, default=0
         Seeds the first split, the drops, the re-splits and every fold model.
     device : str, default="cpu"
@@ -93,15 +91,14 @@ def train_fastrecov(
             train[rng.permutation(identified)[:int(DROP * len(identified))]] = False
             model, normalise = proxy_model(backbone, n_classes, seed * 10_007 + run * n_folds + k,
                                            device)
-            opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9,
-                                  weight_decay=weight_decay)
+            opt = schedule.optimizer(model)
             train_rows = torch.as_tensor(np.flatnonzero(train))
-            for _ in range(epochs):
-                train_epoch(model, opt, normalise, pixels, y, train_rows, batch_size=batch_size,
-                            gen=gen)
+            for _ in range(schedule.epochs):
+                train_epoch(model, opt, normalise, pixels, y, train_rows,
+                            batch_size=schedule.batch_size, gen=gen)
             rows = np.flatnonzero(held)
             proba = predict_proba(model, normalise, pixels, torch.as_tensor(rows),
-                                  batch_size=batch_size)
+                                  batch_size=schedule.batch_size)
             proba_sum[rows] += proba
             p_given[rows] = proba[np.arange(len(rows)), labels[rows]]
         memory = (1 - DECAY) * (1 - (p_given.max() - p_given)) + DECAY * memory

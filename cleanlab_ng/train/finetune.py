@@ -12,12 +12,32 @@ models of fastReCoV (:mod:`cleanlab_ng.train.fastrecov`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from ..backbones import Backbone, trainable_backbone
 from .proxy import WARMUP_FRACTION, Progress, _lr_factor, _record_epoch, summarise_run
 from .record import Dynamics
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How every fine-tuned model trains: SGD with momentum 0.9 in minibatches.
+
+    Defaults after the detectors' reference runs (SGD 0.01, momentum 0.9, wd 5e-4:
+    detectors.md §3), with the batch of 64 that fits a 16 GB GPU at 224 px.
+    """
+
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+
+    def optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9,
+                               weight_decay=self.weight_decay)
 
 
 def finetune_dynamics(
@@ -27,10 +47,7 @@ def finetune_dynamics(
     *,
     n_classes: int,
     noise_rate: float,
-    epochs: int = 40,
-    batch_size: int = 64,
-    lr: float = 0.01,
-    weight_decay: float = 5e-4,
+    schedule: Schedule = Schedule(),
     seed: int = 0,
     device: str = "cpu",
     on_epoch: Progress | None = None,
@@ -47,9 +64,8 @@ def finetune_dynamics(
     noise_rate : float
         Estimated share of wrong labels; sets the memorisation test (see
         :func:`cleanlab_ng.train.proxy.train_dynamics`).
-    epochs, batch_size, lr, weight_decay : training schedule
-        Defaults after the detectors' reference runs (SGD 0.01, momentum 0.9, wd 5e-4:
-        detectors.md §3), with the batch of 64 that fits a 16 GB GPU at 224 px.
+    schedule : Schedule
+        Epochs, batch size, learning rate and weight decay.
     seed : int, default=0
     device : str, default="cpu"
     on_epoch : callable, default=None
@@ -62,7 +78,8 @@ def finetune_dynamics(
     model, normalise = proxy_model(backbone, n_classes, seed, device)
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2)  # uint8 NCHW view, on the host
     y = torch.as_tensor(labels)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    opt = schedule.optimizer(model)
+    epochs, batch_size = schedule.epochs, schedule.batch_size
     n_warm = max(1, round(WARMUP_FRACTION * epochs))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: _lr_factor(e, n_warm, epochs))
     n = len(labels)

@@ -1,6 +1,6 @@
 """ReCoV benchmark: speed, memory and quality of the recov stage, against scikit-learn and cleanlab.
 
-    python -m benchmarks.recov [--quick] [--seeds 3] [--sections speed,memory,quality]
+    python -m benchmarks.recov [--quick] [--seeds 3] [--sections speed,memory,quality,cifar,runs]
 
 * speed -- on N = 20,000, D = 256, C = 10 features (Gaussian classes with 20 % of the labels
   flipped, and CIFAR-10N EfficientNet-Lite0 embeddings of images 0-19,999 at 96 px reduced
@@ -19,6 +19,9 @@
   symmetric or pair noise, several seeds; and CIFAR-10N images 0-9,999 (aggre_label,
   worse_label; the 1280-d embeddings): AUROC, AUPRC and F1, with the number of runs used and
   the runs detectors.md §2's power estimate asks for.
+* runs -- the same synthetic sets (seed 0) with ``--recov-runs`` fixed at 2,048, 8,192 (the
+  default cap) and 32,768: whether more repeats than the cap would close recov's gap to
+  cleanlab.
 
 The image embeddings are cached under benchmarks/.cache/ (git-ignored).
 Writes ``benchmarks/results/recov.md`` and ``.json``.
@@ -65,6 +68,7 @@ CIFAR = SHARED / "cifar10n"
 IMAGE_SIZE = 96  # 224 px runs at ~60 img/s on these cores; 96 px at ~300 (probe -4 points)
 C_GRID = (1.0, 0.1, 0.01, 0.001)
 NOISE_RATE = 0.2
+RUNS_GRID = (2048, 8192, 32768)
 
 
 # ---------------------------------------------------------------------------------- data
@@ -248,6 +252,31 @@ def quality(quick: bool, seeds: int, work: Path) -> list[dict]:
     return rows
 
 
+def runs_effect(quick: bool, work: Path) -> list[dict]:
+    """recov against cleanlab at a fixed number of runs, on the synthetic sets of ``quality``."""
+    rows = []
+    for name, (X, y) in quality_sources(quick).items():
+        for noise in ("symmetric", "pair"):
+            if noise == "pair" and y.max() == 1:
+                continue
+            noisy = flip_labels(y, noise, NOISE_RATE, [0, 7])
+            truth = noisy != y
+            src = write_embeddings(work / f"r-{name}-{noise}", X, noisy)
+            for runs in (256, 1024) if quick else RUNS_GRID:
+                start = time.perf_counter()
+                report = cleanlab_ng.clean(src, work / f"r-{name}-{noise}-{runs}",
+                                           detectors="recov,cl", recov_runs=runs, seed=0,
+                                           threads=1, export="none").report
+                rows.append({"dataset": name, "noise": noise, "runs": runs,
+                             "seconds": round(time.perf_counter() - start, 1),
+                             **{f"{det}_{metric}": round(fn(truth, report[f"{det}_{col}"]), 3)
+                                for det in ("recov", "cl")
+                                for metric, fn, col in (("f1", f1_score, "flag"),
+                                                        ("auroc", roc_auc_score, "score"))}})
+                print(rows[-1], flush=True)
+    return rows
+
+
 def cifar_quality(quick: bool, work: Path) -> list[dict]:
     n = 2000 if quick else 10_000
     Z = np.asarray(cifar10n_embedding(n), dtype=np.float32)
@@ -366,6 +395,12 @@ def write_results(sections: dict) -> None:
                         "a typical wrong label reaches 3 null SDs.\n")
         lines += [pd.DataFrame(stored["cifar"]["rows"])[cols].round(3).to_markdown(index=False),
                   ""]
+    if "runs" in stored:
+        lines += header("More runs", "runs",
+                        "Seed 0 of the synthetic sets above, `--recov-runs` fixed. recov = the "
+                        "`bound` rule; cl on the same run's averaged out-of-fold "
+                        "probabilities.\n")
+        lines += [pd.DataFrame(stored["runs"]["rows"]).to_markdown(index=False), ""]
     (RESULTS / "recov.md").write_text("\n".join(lines))
 
 
@@ -373,7 +408,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--sections", default="speed,memory,quality,cifar")
+    parser.add_argument("--sections", default="speed,memory,quality,cifar,runs")
     args = parser.parse_args()
     torch.set_num_threads(1)
     # scikit-learn's log_loss warns on float32 rows that miss 1 by 1e-7
@@ -383,7 +418,8 @@ def main() -> None:
     run = {"speed": lambda work: speed(args.quick, work),
            "memory": lambda work: memory(args.quick, work),
            "quality": lambda work: quality(args.quick, 1 if args.quick else args.seeds, work),
-           "cifar": lambda work: cifar_quality(args.quick, work)}
+           "cifar": lambda work: cifar_quality(args.quick, work),
+           "runs": lambda work: runs_effect(args.quick, work)}
     for name in args.sections.split(","):
         with tempfile.TemporaryDirectory(prefix="cleanlab-ng-recov-") as tmp:
             rows = run[name](Path(tmp))

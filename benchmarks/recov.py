@@ -238,42 +238,43 @@ def quality_sources(quick: bool) -> dict:
     return {k: sources[k] for k in (["digits", "wine"] if quick else sources)}
 
 
-def quality(quick: bool, seeds: int, work: Path) -> list[dict]:
-    rows = []
+def noisy_sets(quick: bool, seeds: range):
+    """(name, noise, seed, X, true labels, noisy labels) for every synthetic quality set."""
     for name, (X, y) in quality_sources(quick).items():
         for noise in ("symmetric", "pair"):
             if noise == "pair" and y.max() == 1:
                 continue  # binary: pair noise is symmetric noise
-            for seed in range(seeds):
-                noisy = flip_labels(y, noise, NOISE_RATE, [seed, 7])
-                src = write_embeddings(work / f"q-{name}-{noise}-{seed}", X, noisy)
-                rows.append(_compare(name, noise, seed, src, noisy != y, work))
-                print(rows[-1], flush=True)
+            for seed in seeds:
+                yield name, noise, seed, X, y, flip_labels(y, noise, NOISE_RATE, [seed, 7])
+
+
+def quality(quick: bool, seeds: int, work: Path) -> list[dict]:
+    rows = []
+    for name, noise, seed, X, y, noisy in noisy_sets(quick, range(seeds)):
+        src = write_embeddings(work / f"q-{name}-{noise}-{seed}", X, noisy)
+        rows.append(_compare(name, noise, seed, src, noisy != y, work))
+        print(rows[-1], flush=True)
     return rows
 
 
 def runs_effect(quick: bool, work: Path) -> list[dict]:
     """recov against cleanlab at a fixed number of runs, on the synthetic sets of ``quality``."""
     rows = []
-    for name, (X, y) in quality_sources(quick).items():
-        for noise in ("symmetric", "pair"):
-            if noise == "pair" and y.max() == 1:
-                continue
-            noisy = flip_labels(y, noise, NOISE_RATE, [0, 7])
-            truth = noisy != y
-            src = write_embeddings(work / f"r-{name}-{noise}", X, noisy)
-            for runs in (256, 1024) if quick else RUNS_GRID:
-                start = time.perf_counter()
-                report = cleanlab_ng.clean(src, work / f"r-{name}-{noise}-{runs}",
-                                           detectors="recov,cl", recov_runs=runs, seed=0,
-                                           threads=1, export="none").report
-                rows.append({"dataset": name, "noise": noise, "runs": runs,
-                             "seconds": round(time.perf_counter() - start, 1),
-                             **{f"{det}_{metric}": round(fn(truth, report[f"{det}_{col}"]), 3)
-                                for det in ("recov", "cl")
-                                for metric, fn, col in (("f1", f1_score, "flag"),
-                                                        ("auroc", roc_auc_score, "score"))}})
-                print(rows[-1], flush=True)
+    for name, noise, _, X, y, noisy in noisy_sets(quick, range(1)):
+        truth = noisy != y
+        src = write_embeddings(work / f"r-{name}-{noise}", X, noisy)
+        for runs in (256, 1024) if quick else RUNS_GRID:
+            start = time.perf_counter()
+            report = cleanlab_ng.clean(src, work / f"r-{name}-{noise}-{runs}",
+                                       detectors="recov,cl", recov_runs=runs, seed=0,
+                                       threads=1, export="none").report
+            rows.append({"dataset": name, "noise": noise, "runs": runs,
+                         "seconds": round(time.perf_counter() - start, 1),
+                         **{f"{det}_{metric}": round(fn(truth, report[f"{det}_{col}"]), 3)
+                            for det in ("recov", "cl")
+                            for metric, fn, col in (("f1", f1_score, "flag"),
+                                                    ("auroc", roc_auc_score, "score"))}})
+            print(rows[-1], flush=True)
     return rows
 
 

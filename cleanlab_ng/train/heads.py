@@ -25,8 +25,8 @@ import torch
 _CHUNK_BYTES = 1 << 28
 # rows per chunk when the ridge Gram matrix is accumulated: 16k x 512 float64 = 64 MiB
 _GRAM_ROWS = 1 << 14
-# our choice: about an L2 cache of gathered fold rows at a time (1.5x faster per repeat than
-# a whole repeat at N = 20k, D = 256)
+# our choice: about an L2 cache of gathered fold rows at a time, so that the second matmul
+# reads them from cache rather than memory
 _GROUP_BYTES = 1 << 21
 
 
@@ -292,10 +292,10 @@ class RidgeCrossFit:
 def ridge_compute_dtype(device: torch.device) -> torch.dtype:
     """bfloat16 on a CPU with native bfloat16 matmuls (AVX512-BF16 or AMX), else float32.
 
-    Our choice: the two matmuls and the gather of every repeat read N x D features, and in
-    bfloat16 they ran 3x (gather) to 8x (matmul) faster than in float32 on the 2-core
-    benchmark machine (AVX512-BF16); the products accumulate in float32 inside the kernel,
-    and out-of-fold accuracy moved by under 0.1 points (benchmarks/results/recov.md). A CPU
+    Our choice: the two matmuls and the gather of every repeat read N x D features, half as
+    many bytes in bfloat16, and the CPU's bfloat16 matmul kernels accumulate in float32.
+    The held-out accuracy of the heads in benchmarks/results/recov.md (speed) moved by
+    under 0.1 points against the float32 run before it. A CPU
     without native support would emulate bfloat16 and run slower, so it keeps float32, as
     does CUDA, where the matmuls are not the bottleneck.
     """

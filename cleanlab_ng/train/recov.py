@@ -52,8 +52,8 @@ READOUT_L2 = 1e-4  # our choice: the read-out has C^2 + C parameters and N sampl
 # this (on all 200,000 samples with C = 100 choosing them took 30 s of a 45 s stage)
 READOUT_SAMPLES = 20_000
 # our choice: about this many bytes of held-out scores per block of repeats (the logits and
-# probabilities take as much again each); a block of ten repeats at N = 20k, C = 10 spreads
-# the per-operation overhead and ran 1000 repeats in 4.0 s instead of 5.0 s with one
+# probabilities take as much again each): ten repeats at N = 20k, C = 10 share each of the
+# ~70 small tensor operations of a step, whose fixed cost would otherwise be paid per repeat
 _BLOCK_BYTES = 1 << 23
 
 Progress = Callable[[int, int], None]
@@ -110,9 +110,11 @@ def train_recov(
         return in_sample_order(*ridge_cross_fit(fit, first, n_folds, l2), n_samples)[0][
             :, subset]
 
-    log_loss = np.array([_temperature_log_loss(first_scores(l2), y[subset]) for l2 in l2_grid])
+    candidates = [first_scores(l2) for l2 in l2_grid]
+    log_loss = np.array([_temperature_log_loss(scores, y[subset]) for scores in candidates])
     best = int(np.argmin(log_loss))
-    weight_t, bias = _fit_readout(first_scores(l2_grid[best]), y[subset], n_classes)
+    weight_t, bias = _fit_readout(candidates[best], y[subset], n_classes)
+    del candidates
 
     planned = n_runs if n_runs is not None else max_runs
     block = max(1, _BLOCK_BYTES // (n_samples * n_classes * 4))

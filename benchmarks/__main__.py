@@ -36,6 +36,9 @@ from benchmarks.suites import SUITES
 
 RESULTS = Path(__file__).parent / "results"
 DETECTORS = ("bmm", "recov", "late_stopping", "confidence_drop", "linear_separation")
+#: the columns that differ between draws of the same label set's noise
+PER_DRAW = ("precision", "recall", "f1", "auroc", "auprc", "flagged", "estimated_count",
+            "proxy_accuracy", "oof_accuracy_given", "wall_s", "peak_rss_gib", "recov_runs")
 
 
 def run_suite(suite: str, full: bool, threads: int, jobs: int, work: Path, command: str,
@@ -60,7 +63,8 @@ def run_label_set(suite: str, label_set, threads: int, work: Path, command: str,
     proxy_accuracy = (None if label_set.true is None else round(float(
         (report["predicted_label"].to_numpy(dtype=float) == label_set.true).mean()), 4))
     shared = {
-        "suite": suite, "label_set": label_set.name, "n": len(label_set.given),
+        "suite": suite, "label_set": label_set.name, "draw": label_set.draw,
+        "n": len(label_set.given),
         "true_count": int(label_set.wrong.sum()), "real_noise": label_set.real,
         "estimated_count": summary["noise_count_estimate"],
         "proxy_accuracy": proxy_accuracy,
@@ -73,7 +77,7 @@ def run_label_set(suite: str, label_set, threads: int, work: Path, command: str,
     rows = [{**shared, **row} for row in method_rows(label_set, report, list(DETECTORS))]
     keep_for_study(suite, label_set, report, proba)
     merged = next(r for r in rows if r["method"] == "merged")
-    print(f"{suite} / {label_set.name}: merged F1 {merged['f1']:.3f}, flagged "
+    print(f"{suite} / {label_set.name} (draw {label_set.draw}): merged F1 {merged['f1']:.3f}, flagged "
           f"{merged['flagged']} for {merged['true_count']} wrong, {run['wall_s']:.0f} s",
           flush=True)
     shutil.rmtree(work, ignore_errors=True)
@@ -85,7 +89,8 @@ def keep_for_study(suite: str, label_set, report: pd.DataFrame, proba: np.ndarra
     the count (benchmarks/merge_study.py) without retraining."""
     folder = embeddings.CACHE / "reports" / suite
     folder.mkdir(parents=True, exist_ok=True)
-    slug = label_set.name.replace(" ", "_").replace("%", "")
+    slug = label_set.name.replace(" ", "_").replace("%", "") + (
+        f"_draw{label_set.draw}" if label_set.draw else "")
     columns = [c for c in report.columns if c.endswith(("_score", "_flag"))]
     frame = report[columns + ["is_noisy", "predicted_label"]].assign(
         given=label_set.given, wrong=label_set.wrong, real=label_set.real)
@@ -100,18 +105,34 @@ def write_suite(suite: str, rows: list[dict], seconds: float, full: bool, setup:
     (RESULTS / f"{name}.md").write_text(suite_markdown(suite, rows, seconds, full, setup))
 
 
+def mean_over_draws(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per suite, label set and method: the numbers averaged over the noise draws,
+    with their count in ``draws``."""
+    if "draw" not in frame:
+        frame = frame.assign(draw=0)
+    keys = ["suite", "label_set", "method"]
+    how = {c: "mean" if c in PER_DRAW else "first" for c in frame.columns if c not in keys}
+    how["draw"] = "count"
+    return (frame.groupby(keys, sort=False).agg(how).reset_index()
+            .rename(columns={"draw": "draws"}))
+
+
 def suite_markdown(suite: str, rows: list[dict], seconds: float, full: bool, setup: str) -> str:
-    frame = pd.DataFrame(rows)
+    frame = mean_over_draws(pd.DataFrame(rows))
     head = rows[0]
     lines = [f"# Benchmark suite `{suite}`{' (full)' if full else ''}", "",
              f"Command: `{head['command']}` · commit `{head['commit']}` · {date.today()} · "
              f"{setup} · {seconds / 60:.1f} min for the suite", ""]
+    if frame["draws"].max() > 1:
+        lines += [f"Label sets with {frame['draws'].max()} draws of the noise: every number is "
+                  "the mean over the draws (flagged counts, wall time and memory per draw); "
+                  "the JSON keeps each draw.", ""]
     notes = sorted({r["note"] for r in rows if r["note"]})
     lines += [f"Note: {n}." for n in notes] + ([""] if notes else [])
     lines += ["## F1 (AUROC) per method", "",
               pivot(frame, lambda r: f"{r.f1:.3f} ({r.auroc:.3f})").to_markdown(), "",
               "## Precision / recall / flagged", "",
-              pivot(frame, lambda r: f"{r.precision:.2f} / {r.recall:.2f} / {r.flagged}"
+              pivot(frame, lambda r: f"{r.precision:.2f} / {r.recall:.2f} / {r.flagged:g}"
                     ).to_markdown(), "",
               "## AUPRC", "", pivot(frame, lambda r: f"{r.auprc:.3f}").to_markdown(), "",
               "## Counts, proxy and cost", "", runs_table(frame).to_markdown(index=False), ""]
@@ -130,11 +151,12 @@ def runs_table(frame: pd.DataFrame) -> pd.DataFrame:
     runs = frame[frame["method"] == "merged"]
     cleanlab = frame[frame["method"] == "cleanlab"].set_index("label_set")["flagged"]
     return pd.DataFrame({
-        "label_set": runs["label_set"], "n": runs["n"], "true_count": runs["true_count"],
+        "label_set": runs["label_set"], "draws": runs["draws"], "n": runs["n"],
+        "true_count": runs["true_count"],
         "estimated_count": runs["estimated_count"],
         "cleanlab_count": cleanlab.loc[runs["label_set"]].to_numpy(),
-        "proxy_accuracy": runs["proxy_accuracy"], "recov_runs": runs["recov_runs"],
-        "wall_s": runs["wall_s"], "peak_rss_gib": runs["peak_rss_gib"],
+        "proxy_accuracy": runs["proxy_accuracy"].round(4), "recov_runs": runs["recov_runs"],
+        "wall_s": runs["wall_s"].round(1), "peak_rss_gib": runs["peak_rss_gib"].round(3),
         "slowest_stage": [max(t, key=t.get) + f" {t[max(t, key=t.get)]:.0f} s"
                           for t in runs["timings"]],
     })
@@ -154,7 +176,7 @@ def write_summary() -> None:
             rows += json.loads(path.read_text())
     if not rows:
         return
-    frame = pd.DataFrame(rows)
+    frame = mean_over_draws(pd.DataFrame(rows))
     (RESULTS / "summary.md").write_text(summary_markdown(frame))
 
 
@@ -169,16 +191,20 @@ def summary_markdown(frame: pd.DataFrame) -> str:
         "merged − cleanlab": (f1["merged"] - f1["cleanlab"]).map("{:+.3f}".format),
         "best single detector": [f"{d} {v:.3f}" for d, v in zip(best.idxmax(axis=1),
                                                                  best.max(axis=1))],
-        "flagged / true count": [f"{f} / {t}" for f, t in zip(merged["flagged"],
-                                                               merged["true_count"])],
+        "flagged / true count": [f"{f:g} / {t:g}" for f, t in zip(merged["flagged"],
+                                                                   merged["true_count"])],
+        "draws": merged["draws"],
         "cleanlab count": frame[frame["method"] == "cleanlab"].set_index(keys)["flagged"],
         "proxy accuracy": merged["proxy_accuracy"],
     }).reset_index()
     scored = table[table["suite"] != "labelerrors"]
     ahead = (f1["merged"] - f1["cleanlab"]).drop("labelerrors", level=0, errors="ignore")
     commits = ", ".join(sorted(frame["commit"].unique()))
+    draws = ("" if frame["draws"].max() <= 1 else
+             f"Label sets with more than one draw of the noise (`draws`) show the mean over "
+             "the draws. ")
     return (f"# Benchmark summary\n\nLatest run of each suite (commit {commits}); the "
-            "per-suite files hold every method and metric.\n\n"
+            f"per-suite files hold every method and metric. {draws}\n\n"
             f"Merged F1 ≥ cleanlab's on {int((ahead >= 0).sum())} of {len(scored)} label sets "
             f"of cifar10n, cifar10h, music_genre_crowd and synthetic; largest shortfall "
             f"{-ahead.min():.3f}.\n\n{table.to_markdown(index=False)}\n")

@@ -6,7 +6,8 @@ Reads what ``python -m benchmarks run`` kept under ``benchmarks/.cache/reports/`
 detector's score and flag, the truth, the out-of-fold probabilities), recomputes every merge
 rule of ``cleanlab_ng.merge`` with the shipped count, and every count estimator of
 ``cleanlab_ng.noise_count``, and writes ``benchmarks/results/merge_study.md`` and ``.json``.
-Synthetic sets choose; real-noise sets only check.
+Synthetic sets choose; real-noise sets only check. ``merge:overlap^p`` is the ``overlap`` rule
+with the weights' power ``p``, the sweep that chose ``cleanlab_ng.merge.OVERLAP_POWER``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from benchmarks.embeddings import CACHE
 from benchmarks.foundation import current_commit
 from benchmarks.runner import score
 from cleanlab_ng.detectors import DetectorResult
-from cleanlab_ng.merge import MERGE_RULES, merge_scores
+from cleanlab_ng.merge import MERGE_RULES, merge_scores, overlap_weights, rank_normalise
 from cleanlab_ng.noise_count import W0, W1, estimate_noise_count
 
 RESULTS = Path(__file__).parent / "results"
 DETECTORS = ("bmm", "recov", "late_stopping", "confidence_drop", "linear_separation")
+OVERLAP_POWERS = (1, 2, 4, 8, 16, 32)  # the sweep behind merge.OVERLAP_POWER
 
 
 def kept_runs() -> list[tuple[str, str, pd.DataFrame, np.ndarray]]:
@@ -39,9 +41,10 @@ def kept_runs() -> list[tuple[str, str, pd.DataFrame, np.ndarray]]:
 
 def study(runs: list) -> list[dict]:
     rows = []
-    for suite, name, frame, proba in runs:
+    for suite, stem, frame, proba in runs:
         wrong = frame["wrong"].to_numpy(bool)
         given = frame["given"].to_numpy()
+        name = stem.partition("_draw")[0]  # draws of one label set are averaged in the tables
         results = [DetectorResult(d, score=frame[f"{d}_score"].to_numpy(float),
                                   flag=frame[f"{d}_flag"].to_numpy(bool)) for d in DETECTORS]
         count = estimate_noise_count(given, proba)
@@ -58,6 +61,12 @@ def study(runs: list) -> list[dict]:
             top[np.argsort(-merged, kind="stable")[:wrong.sum()]] = True
             rows.append({**base, "method": f"merge:{rule}@true_count",
                          **score(wrong, top, merged)})
+        ranks = np.array([rank_normalise(r.score) for r in results])
+        for power in OVERLAP_POWERS:
+            merged = overlap_weights(ranks, count, power) @ ranks
+            flag = np.zeros(len(merged), bool)
+            flag[np.argsort(-merged, kind="stable")[:count]] = True
+            rows.append({**base, "method": f"merge:overlap^{power}", **score(wrong, flag, merged)})
     return rows
 
 

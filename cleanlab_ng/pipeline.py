@@ -52,7 +52,7 @@ def clean(
     id_column: str | None = None,
     text_column: str | None = None,
     detectors: str | list[str] | None = None,
-    merge: str = "agreement",
+    merge: str = "overlap",
     noise_rate: float | None = None,
     backbone: str | None = None,
     weights: str | Path | None = None,
@@ -84,7 +84,7 @@ def clean(
         Passed to :func:`cleanlab_ng.load_dataset`.
     detectors : str or list of str, default=None
         Names (``"bmm,late_stopping"``); None runs every registered detector.
-    merge : {"agreement", "rank_mean", "vote"}, default="agreement"
+    merge : {"overlap", "agreement", "rank_mean", "vote"}, default="overlap"
         How the detectors are merged (:func:`cleanlab_ng.merge.merge_scores`).
     noise_rate : float, default=None
         Flag this fraction of samples instead of the estimated number of wrong labels.

@@ -60,9 +60,10 @@ def cli():
                    "the columns as features.")
 @click.option("--detectors", type=DetectorList(), default=None,
               help=f"Comma-separated detectors [default: all: {','.join(DETECTORS)}].")
-@click.option("--merge", type=click.Choice(MERGE_RULES), default="agreement", show_default=True,
-              help="How the detectors' scores are combined: agreement-weighted rank mean, "
-                   "plain rank mean, or majority vote of the detectors' flags.")
+@click.option("--merge", type=click.Choice(MERGE_RULES), default="overlap", show_default=True,
+              help="How the detectors' scores are combined: rank mean weighted by the overlap "
+                   "of each detector's top with the others', by full-ranking agreement, plain "
+                   "rank mean, or majority vote of the detectors' flags.")
 @click.option("--noise-rate", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Flag this fraction instead of the estimated number of wrong labels.")
 @click.option("--backbone", default=None,

@@ -50,3 +50,23 @@ def test_count_estimates_on_confident_probabilities():
     counts = count_estimates(given, proba)
     assert counts["argmax"] == counts["strict"] == 2
     assert counts["expected"] == round(.1 + .2 + .9 + .2 + .1 + .7)
+
+
+def test_draws_of_a_label_set_are_averaged_in_the_reports():
+    from benchmarks.__main__ import mean_over_draws, summary_markdown
+
+    def row(method, draw, f1, flagged):
+        return {"suite": "synthetic", "label_set": "wine pair 10%", "draw": draw,
+                "method": method, "f1": f1, "flagged": flagged, "true_count": 18,
+                "proxy_accuracy": 0.9, "commit": "abc"}
+    rows = [row(m, d, f1, fl) for d, (a, b) in enumerate([(0.8, 0.9), (1.0, 0.7)])
+            for m, f1, fl in [("merged", a, 18 + d), ("cleanlab", b, 18)]]
+    rows += [row(d, 0, 0.5, 10) for d in ("bmm", "recov", "late_stopping", "confidence_drop",
+                                           "linear_separation")]
+    frame = mean_over_draws(pd.DataFrame(rows))
+    merged = frame[frame["method"] == "merged"].iloc[0]
+    assert merged["f1"] == pytest.approx(0.9) and merged["flagged"] == 18.5
+    assert merged["draws"] == 2 and merged["true_count"] == 18
+    text = summary_markdown(frame)
+    assert "Merged F1 ≥ cleanlab's on 1 of 1 label sets" in text
+    assert "18.5 / 18" in text

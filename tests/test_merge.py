@@ -3,7 +3,13 @@ import pytest
 
 from cleanlab_ng.detectors import DetectorResult
 from cleanlab_ng.errors import ConfigError
-from cleanlab_ng.merge import agreement_weights, build_report, merge_scores, rank_normalise
+from cleanlab_ng.merge import (
+    agreement_weights,
+    build_report,
+    merge_scores,
+    overlap_weights,
+    rank_normalise,
+)
 from cleanlab_ng.noise_count import confident_joint, estimate_noise_count
 
 
@@ -52,17 +58,44 @@ def test_agreement_weights_fall_back_to_equal():
     np.testing.assert_allclose(agreement_weights(opposed), [0.5, 0.5])
 
 
-def test_agreement_is_the_default():
+def test_overlap_counts_only_the_top_where_agreement_counts_every_rank():
+    # a and b flag samples 0 and 1 but order the other 18 in opposite ways; c orders those 18
+    # like a but flags 18 and 19 and puts 0 and 1 last. Full-ranking agreement trusts a and
+    # c, which agree on 18 samples' order; the overlap of the top two trusts a and b.
+    rest = np.arange(2, 20) / 40
+    a = _result("a", np.r_[1.0, 0.95, rest])
+    b = _result("b", np.r_[0.95, 1.0, rest[::-1]])
+    c = _result("c", np.r_[0.0, 0.01, rest[:-2], 0.95, 1.0])
+    ranks = np.array([rank_normalise(r.score) for r in (a, b, c)])
+    np.testing.assert_allclose(overlap_weights(ranks, 2, power=1), [0.5, 0.5, 0.0])
+    assert agreement_weights(ranks)[2] > agreement_weights(ranks)[1]
+    _, flag = merge_scores([a, b, c], n_flag=2, rule="overlap")
+    np.testing.assert_array_equal(np.flatnonzero(flag), [0, 1])
+    _, flag = merge_scores([a, b, c], n_flag=2, rule="agreement")
+    np.testing.assert_array_equal(np.flatnonzero(flag), [18, 19])
+
+
+def test_overlap_power_sharpens_and_weights_fall_back_to_equal():
+    ranks = np.array([[1, 2, 3, 4, 5, 6], [2, 1, 3, 4, 6, 5], [6, 5, 3, 4, 1, 2]]) / 6
+    mild, sharp = overlap_weights(ranks, 3, power=1), overlap_weights(ranks, 3, power=8)
+    assert mild[2] > sharp[2] > 0
+    np.testing.assert_allclose(overlap_weights(ranks[:1], 3), [1.0])
+    np.testing.assert_allclose(overlap_weights(ranks, 0), np.full(3, 1 / 3))
+    disjoint = np.array([[1, 2, 3, 4], [3, 4, 1, 2]]) / 4
+    np.testing.assert_allclose(overlap_weights(disjoint, 2), [0.5, 0.5])
+
+
+def test_overlap_is_the_default():
     a = _result("a", [0.9, 0.8, 0.3, 0.1])
     c = _result("c", [0.1, 0.2, 0.8, 0.9])
     b = _result("b", [0.8, 0.9, 0.2, 0.1])
     np.testing.assert_allclose(merge_scores([a, b, c], n_flag=2)[0],
-                               merge_scores([a, b, c], n_flag=2, rule="agreement")[0])
+                               merge_scores([a, b, c], n_flag=2, rule="overlap")[0])
 
 
 def test_unknown_rule():
-    with pytest.raises(ConfigError, match="unknown merge rule 'max'. Use one of: rank_mean, vote, "
-                                          "agreement."):
+    with pytest.raises(ConfigError, match="unknown merge rule 'max'. Use one of: overlap, "
+                                          "agreement, rank_mean, vote."):
         merge_scores([_result("a", [0.1])], n_flag=0, rule="max")
 
 

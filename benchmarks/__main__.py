@@ -77,8 +77,8 @@ def run_label_set(suite: str, label_set, threads: int, work: Path, command: str,
     rows = [{**shared, **row} for row in method_rows(label_set, report, list(DETECTORS))]
     keep_for_study(suite, label_set, report, proba)
     merged = next(r for r in rows if r["method"] == "merged")
-    print(f"{suite} / {label_set.name} (draw {label_set.draw}): merged F1 {merged['f1']:.3f}, flagged "
-          f"{merged['flagged']} for {merged['true_count']} wrong, {run['wall_s']:.0f} s",
+    print(f"{suite} / {label_set.name} (draw {label_set.draw}): merged F1 {merged['f1']:.3f}, "
+          f"flagged {merged['flagged']} for {merged['true_count']} wrong, {run['wall_s']:.0f} s",
           flush=True)
     shutil.rmtree(work, ignore_errors=True)
     return rows
@@ -201,7 +201,7 @@ def summary_markdown(frame: pd.DataFrame) -> str:
     ahead = (f1["merged"] - f1["cleanlab"]).drop("labelerrors", level=0, errors="ignore")
     commits = ", ".join(sorted(frame["commit"].unique()))
     draws = ("" if frame["draws"].max() <= 1 else
-             f"Label sets with more than one draw of the noise (`draws`) show the mean over "
+             "Label sets with more than one draw of the noise (`draws`) show the mean over "
              "the draws. ")
     return (f"# Benchmark summary\n\nLatest run of each suite (commit {commits}); the "
             f"per-suite files hold every method and metric. {draws}\n\n"

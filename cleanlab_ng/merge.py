@@ -5,9 +5,10 @@ detectors.md §7.3), so they are merged on ranks, never on raw values; by defaul
 detector's ranks are weighted by how much of what it would flag the other detectors would
 flag too (``overlap``, chosen over ``agreement``, the plain rank mean and the vote on the
 synthetic sets of ``benchmarks/merge_study.py`` and checked on its real-noise sets). The
-number flagged is one estimate of how many labels are wrong, the same number the summary reports. The
-out-of-fold probabilities feed ``predicted_label`` / ``suggested_label`` only: they are not
-a detector, so the merged result is never confident learning under another name.
+number flagged is one estimate of how many labels are wrong, the same number the summary
+reports. The out-of-fold probabilities feed ``predicted_label`` / ``suggested_label`` only:
+they are not a detector, so the merged result is never confident learning under another
+name.
 """
 
 from __future__ import annotations

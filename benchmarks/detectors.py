@@ -37,7 +37,7 @@ from benchmarks.embeddings import IMAGE_SIZE, image_embeddings
 from benchmarks.foundation import SHARED, current_commit
 from benchmarks.suites import flip_labels
 from cleanlab_ng.detectors import DetectorResult, confidence_drop
-from cleanlab_ng.merge import MERGE_RULES, merge_scores
+from cleanlab_ng.merge import MERGE_RULES, flag_top, merge_scores
 from cleanlab_ng.train.record import TrainingRecord, load_stage
 
 RESULTS = Path(__file__).parent / "results"
@@ -196,14 +196,8 @@ def merge_rows(name: str, report: pd.DataFrame, truth: np.ndarray) -> list[dict]
         rows.append({"set": name, "method": f"merge: {rule}",
                      "auroc": float(roc_auc_score(truth, score)), **flag_metrics(truth, flag)})
     rows.append({"set": name, "method": "(true count, rank_mean)", "auroc": np.nan,
-                 **flag_metrics(truth, _top(merge_scores(results, n_flag=0)[0], truth.sum()))})
+                 **flag_metrics(truth, flag_top(merge_scores(results, n_flag=0)[0], truth.sum()))})
     return rows
-
-
-def _top(score: np.ndarray, n: int) -> np.ndarray:
-    flag = np.zeros(len(score), bool)
-    flag[np.argsort(-score, kind="stable")[:n]] = True
-    return flag
 
 
 # ---------------------------------------------------------------- OOD

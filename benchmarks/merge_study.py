@@ -23,7 +23,13 @@ from benchmarks.embeddings import CACHE
 from benchmarks.foundation import current_commit
 from benchmarks.runner import score
 from cleanlab_ng.detectors import DetectorResult
-from cleanlab_ng.merge import MERGE_RULES, merge_scores, overlap_weights, rank_normalise
+from cleanlab_ng.merge import (
+    MERGE_RULES,
+    flag_top,
+    merge_scores,
+    overlap_weights,
+    rank_normalise,
+)
 from cleanlab_ng.noise_count import W0, W1, estimate_noise_count
 
 RESULTS = Path(__file__).parent / "results"
@@ -57,16 +63,13 @@ def study(runs: list) -> list[dict]:
         for rule in MERGE_RULES:
             merged, flag = merge_scores(results, n_flag=count, rule=rule)
             rows.append({**base, "method": f"merge:{rule}", **score(wrong, flag, merged)})
-            top = np.zeros(len(flag), bool)
-            top[np.argsort(-merged, kind="stable")[:wrong.sum()]] = True
             rows.append({**base, "method": f"merge:{rule}@true_count",
-                         **score(wrong, top, merged)})
+                         **score(wrong, flag_top(merged, wrong.sum()), merged)})
         ranks = np.array([rank_normalise(r.score) for r in results])
         for power in OVERLAP_POWERS:
             merged = overlap_weights(ranks, count, power) @ ranks
-            flag = np.zeros(len(merged), bool)
-            flag[np.argsort(-merged, kind="stable")[:count]] = True
-            rows.append({**base, "method": f"merge:overlap^{power}", **score(wrong, flag, merged)})
+            rows.append({**base, "method": f"merge:overlap^{power}",
+                         **score(wrong, flag_top(merged, count), merged)})
     return rows
 
 

@@ -74,9 +74,14 @@ def merge_scores(
         # the rank mean only reorders samples with the same share of votes
         score = (votes * len(results) + ranks) / (len(results) + 1)
         return score, votes > 0.5
-    flag = np.zeros(len(ranks), dtype=bool)
-    flag[np.argsort(-ranks, kind="stable")[:n_flag]] = True
-    return ranks, flag
+    return ranks, flag_top(ranks, n_flag)
+
+
+def flag_top(score: np.ndarray, n: int) -> np.ndarray:
+    """Flags on the ``n`` highest scores; ties go to the earlier sample."""
+    flag = np.zeros(len(score), dtype=bool)
+    flag[np.argsort(-score, kind="stable")[:n]] = True
+    return flag
 
 
 def agreement_weights(ranks: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
 
@@ -18,13 +18,13 @@ from scipy import stats
 
 from . import __version__
 from .data import content_hash, load_dataset
-from .detectors import BASELINES, REQUIRES, cl, parse_detectors, run_detector
+from .detectors import BASELINES, REQUIRES, cl, mean_result, parse_detectors, run_detector
 from .errors import ConfigError
 from .export import Manifest, export_cleaned, prepare_out, write_outputs
 from .features import encode
 from .merge import build_report
 from .train.adaptation import adapt_fold_heads
-from .train.proxy import train_dynamics, train_out_of_fold, train_rounds
+from .train.proxy import dynamics_runs, train_dynamics_runs, train_out_of_fold, train_rounds
 from .train.record import TrainingRecord, load_stage, save_stage
 from .train.recov import MAX_RUNS, train_recov
 
@@ -197,15 +197,17 @@ def clean(
                                                              n_folds=folds, seed=seed))
     oof = stages.get("oof")
     est_rate = oof.noise_count / len(y) if oof is not None else None
-    if "dynamics" in needed and finetune:
-        train_stage("dynamics", dict(key, epochs=epochs, head="finetune"),
-                    lambda cb: _finetune(data, readable, y, backbone, weights, image_size,
-                                         n_classes, est_rate, epochs, seed, device_name, cb))
+    if "dynamics" in needed and finetune:  # one run: fine-tuning a backbone is the cost
+        train_stage("dynamics", dict(key, epochs=epochs, head="finetune", runs=1),
+                    lambda cb: (_finetune(data, readable, y, backbone, weights, image_size,
+                                          n_classes, est_rate, epochs, seed, device_name, cb),))
     elif "dynamics" in needed:
-        train_stage("dynamics", dict(key, epochs=epochs, head=head),
-                    lambda cb: train_dynamics(X, y, n_classes=n_classes, l2=oof.l2,
-                                              noise_rate=est_rate, epochs=epochs, head=head,
-                                              seed=seed, on_epoch=cb))
+        n_runs = dynamics_runs(len(y))
+        train_stage("dynamics", dict(key, epochs=epochs, head=head, runs=n_runs),
+                    lambda cb: train_dynamics_runs(X, y, n_runs=n_runs, n_classes=n_classes,
+                                                   l2=oof.l2, noise_rate=est_rate,
+                                                   epochs=epochs, head=head, seed=seed,
+                                                   on_epoch=cb))
     if "rounds" in needed:
         train_stage("rounds", dict(key, head=head, rounds=late_stopping_rounds),
                     lambda cb: train_rounds(X, y, n_classes=n_classes, l2=oof.l2,
@@ -214,14 +216,19 @@ def clean(
     if "adaptation" in needed:
         train_stage("adaptation", key, lambda cb: adapt_fold_heads(
             X, y, oof.folds, oof.l2, n_classes=n_classes, seed=seed))
-    record = TrainingRecord(labels=y, n_classes=n_classes, features=Z,
+    runs = stages.pop("dynamics", None) or (None,)
+    record = TrainingRecord(labels=y, n_classes=n_classes, features=Z, dynamics=runs[0],
                             **stages)
+    # one record per proxy run: the detectors that read the run are averaged over them
+    records = [record] + [replace(record, dynamics=run) for run in runs[1:]]
 
     options = {"recov": {"rule": recov_rule}}
     with _timed(timings, "detect"):
         results = []
         for i, name in enumerate(names):
-            results.append(run_detector(name, record, **options.get(name, {})))
+            on = records if "dynamics" in REQUIRES[name] else records[:1]
+            results.append(mean_result([run_detector(name, r, **options.get(name, {}))
+                                        for r in on]))
             progress("detect", i + 1, len(names))
     n_flag = round(noise_rate * len(y)) if noise_rate is not None else record.noise_count
     # baselines (cl) get their report columns but never enter the merged verdict
@@ -236,7 +243,7 @@ def clean(
         n_kept = export_cleaned(data, keep, out, manifest, mode=export)
         summary = _summary(data, features, record, results, report, timings, seed=seed,
                            input_hash=input_hash, names=names, merge=merge, n_kept=n_kept,
-                           folds=folds,
+                           folds=folds, dynamics_runs=len(records),
                            export=export, device=torch_device.type,
                            dynamics_source=f"{features.kind} end to end" if finetune
                            else f"{head} head")
@@ -339,6 +346,7 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
                       "ridge_l2": rec.l2, "fold_accuracy": round(rec.oof_accuracy, 4)}
             if rec else None,
             "dynamics": info["dynamics_source"] if dyn else None,
+            "dynamics_runs": info["dynamics_runs"] if dyn else None,
             "epochs": int(dyn.n_epochs) if dyn else None,
             "read_epoch": int(dyn.read_epoch) if dyn else None,
             "memorization_epoch": int(dyn.memorization_epoch) if dyn else None,

@@ -125,11 +125,16 @@ def test_same_seed_same_report_and_rerun_reuses_record(tmp_path, csv_table):
     assert invoke("clean", path, "--out", b, *FAST).exit_code == 0
     pd.testing.assert_frame_equal(pd.read_parquet(a / "report.parquet"),
                                   pd.read_parquet(b / "report.parquet"))
+    first = pd.read_parquet(a / "report.parquet")
     result = invoke("clean", path, "--out", a, "--detectors", "bmm", "--json", *FAST)
     assert result.exit_code == 0
     summary = json.loads(result.stdout)
     assert not {"encode", "train_oof", "train_dynamics"} & set(summary["seconds"])
-    assert "late_stopping_score" not in pd.read_parquet(a / "report.parquet").columns
+    again = pd.read_parquet(a / "report.parquet")
+    assert "late_stopping_score" not in again.columns
+    # the reloaded proxy runs give the same averaged detector
+    assert summary["detectors"]["bmm"]["runs"] == summary["proxy"]["dynamics_runs"] > 1
+    pd.testing.assert_series_equal(again["bmm_score"], first["bmm_score"])
 
 
 def test_json_summary_and_fail_above(tmp_path, csv_table):

@@ -16,7 +16,13 @@ from cleanlab_ng.train.heads import (
     ridge_compute_dtype,
     ridge_cross_fit,
 )
-from cleanlab_ng.train.proxy import train_out_of_fold
+from cleanlab_ng.train.proxy import (
+    dynamics_runs,
+    train_dynamics,
+    train_dynamics_runs,
+    train_out_of_fold,
+)
+from cleanlab_ng.train.record import load_stage, save_stage
 
 
 def test_batched_heads_match_per_model_sklearn_fits(digits):
@@ -68,6 +74,34 @@ def test_l2_is_chosen_by_out_of_fold_log_loss_and_is_deterministic(digits):
     assert a.l2 == a.l2_grid[np.argmin(a.log_loss)]
     np.testing.assert_array_equal(a.proba, b.proba)
     assert a.l2 > a.l2_grid[0]  # 20 % noise: the weakest regularisation never wins
+
+
+def test_dynamics_runs_shrink_with_the_dataset():
+    assert [dynamics_runs(n) for n in (178, 2000, 2001, 5000, 10_000, 50_000)] == [
+        5, 5, 4, 2, 1, 1]
+
+
+def test_proxy_runs_are_seeded_their_first_is_the_single_run_and_they_save(digits, tmp_path):
+    X, _, given, _ = digits
+    Z = torch.tensor(StandardScaler().fit_transform(X[:300]), dtype=torch.float32)
+    options = dict(n_classes=10, l2=1e-3, noise_rate=0.2, epochs=3)
+    seen = []
+    runs = train_dynamics_runs(Z, given[:300], n_runs=3, seed=4,
+                               on_epoch=lambda done, total: seen.append((done, total)),
+                               **options)
+    assert seen == [(e, 9) for e in range(1, 10)]
+    single = train_dynamics(Z, given[:300], seed=4, **options)
+    np.testing.assert_array_equal(runs[0].loss, single.loss)
+    assert not np.array_equal(runs[1].loss, runs[2].loss)
+    again = train_dynamics_runs(Z, given[:300], n_runs=3, seed=4, **options)
+    np.testing.assert_array_equal(runs[2].loss, again[2].loss)
+    save_stage(tmp_path, "dynamics", runs, {"runs": 3})
+    loaded = load_stage(tmp_path, "dynamics", {"runs": 3})
+    assert isinstance(loaded, tuple) and len(loaded) == 3
+    for run, back in zip(runs, loaded):
+        np.testing.assert_array_equal(run.pred, back.pred)
+        assert run.read_epoch == back.read_epoch
+    assert load_stage(tmp_path, "dynamics", {"runs": 2}) is None
 
 
 def test_repeated_folds_are_stratified_and_do_not_depend_on_blocking():

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from ..errors import ConfigError
 from ..train.record import TrainingRecord
 from . import bmm, cl, confidence_drop, late_stopping, linear_separation, recov
-from ._result import DetectorResult
+from ._result import DetectorResult, mean_result
 
 Detector = Callable[..., DetectorResult]
 
@@ -37,8 +37,8 @@ REQUIRES: dict[str, tuple[str, ...]] = {
 # compared in the report, never merged: confident learning itself (cleanlab)
 BASELINES = frozenset({"cl"})
 
-__all__ = ["BASELINES", "DETECTORS", "DetectorResult", "get_detector", "parse_detectors",
-           "run_detector"]
+__all__ = ["BASELINES", "DETECTORS", "DetectorResult", "get_detector", "mean_result",
+           "parse_detectors", "run_detector"]
 
 
 def get_detector(name: str | Detector) -> Detector:

@@ -43,3 +43,34 @@ class DetectorResult:
         for key, value in self.evidence.items():
             if np.shape(value) != (n,):
                 raise ValueError(f"{self.name}: evidence '{key}' must have shape ({n},)")
+
+
+def mean_result(results: list[DetectorResult]) -> DetectorResult:
+    """One detector's results on several proxy runs, averaged into one result.
+
+    The score and every floating-point evidence column are the mean over the runs; a sample
+    is flagged when at least half of the runs flag it; integer evidence (an epoch, a count)
+    is the median, rounded down. The diagnostics are the first run's, with ``runs`` added.
+    One result is returned unchanged.
+
+    Examples
+    --------
+    >>> runs = [DetectorResult("d", np.array([.2, .9]), np.array([False, True])),
+    ...         DetectorResult("d", np.array([.4, .5]), np.array([False, False]))]
+    >>> mean = mean_result(runs)
+    >>> mean.score, mean.flag
+    (array([0.3, 0.7]), array([False,  True]))
+    """
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    evidence = {}
+    for key, value in first.evidence.items():
+        stacked = np.stack([np.asarray(r.evidence[key]) for r in results])
+        evidence[key] = (stacked.mean(axis=0) if np.issubdtype(stacked.dtype, np.floating)
+                         else np.floor(np.median(stacked, axis=0)).astype(stacked.dtype))
+    return DetectorResult(
+        first.name, score=np.mean([r.score for r in results], axis=0),
+        flag=np.mean([r.flag for r in results], axis=0) >= 0.5, evidence=evidence,
+        diagnostics={**first.diagnostics, "runs": len(results)},
+    )

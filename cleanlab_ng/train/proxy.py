@@ -5,7 +5,8 @@
   needed, and under noise it is the largest single lever on detection quality
   (findings.md §1: +0.05 to +0.16 AUROC over scikit-learn's default).
 * :func:`train_dynamics` -- one full-data run of a small head at that strength, recording
-  every epoch, and the epoch at which it starts to memorise (findings.md §2).
+  every epoch, and the epoch at which it starts to memorise (findings.md §2);
+  :func:`train_dynamics_runs` repeats it from other seeds on small datasets.
 * :func:`train_rounds` -- multi-round Late Stopping on the same head (detectors.md §3).
 """
 
@@ -35,6 +36,13 @@ EMA_DECAY = 0.9
 # our choice: the constant-LR (pre-memorisation) phase is the first 60 % of the epochs
 # (detectors.md §7.1).
 WARMUP_FRACTION = 0.6
+# our choice: on small datasets one proxy run is noisy -- on wine (178 samples) a change of
+# seed alone moved the merged F1 by up to .08 (by hand) -- so the detectors that read the
+# run are averaged over several runs from different seeds, as many as keep runs x samples
+# within this budget: the runs are cheap, but linear_separation fits three logistic
+# regressions per run (9 s each on MNIST-5k); benchmarks/results/synthetic.md measures it
+DYNAMICS_SAMPLE_BUDGET = 10_000
+MAX_DYNAMICS_RUNS = 5
 
 Progress = Callable[[int, int], None]
 
@@ -80,6 +88,31 @@ def make_head(n_features: int, n_classes: int, kind: str, generator: torch.Gener
     return head
 
 
+def dynamics_runs(n_samples: int) -> int:
+    """How many proxy runs the ``dynamics`` stage averages over: 5 up to 2,000 samples,
+    then fewer, down to one from 10,000 samples (``DYNAMICS_SAMPLE_BUDGET``)."""
+    return int(np.clip(DYNAMICS_SAMPLE_BUDGET // max(n_samples, 1), 1, MAX_DYNAMICS_RUNS))
+
+
+def train_dynamics_runs(
+    X: torch.Tensor, labels: np.ndarray, *, n_runs: int, seed: int = 0,
+    on_epoch: Progress | None = None, **options,
+) -> tuple[Dynamics, ...]:
+    """Stage ``dynamics``: ``n_runs`` runs of :func:`train_dynamics`, each from its own seed.
+
+    Run 0 uses ``seed`` itself, so a one-run stage is exactly :func:`train_dynamics`'s
+    run; run ``r`` > 0 is seeded by ``[seed, 6, r]``. ``options`` are passed on.
+    """
+    runs = []
+    for r in range(n_runs):
+        run_seed = seed if r == 0 else int(
+            np.random.SeedSequence([seed, 6, r]).generate_state(1)[0])
+        progress = None if on_epoch is None else (
+            lambda done, total, r=r: on_epoch(r * total + done, n_runs * total))
+        runs.append(train_dynamics(X, labels, seed=run_seed, on_epoch=progress, **options))
+    return tuple(runs)
+
+
 def train_dynamics(
     X: torch.Tensor,
     labels: np.ndarray,
@@ -93,7 +126,7 @@ def train_dynamics(
     seed: int = 0,
     on_epoch: Progress | None = None,
 ) -> Dynamics:
-    """Stage ``dynamics``: train one head on all samples and record every epoch.
+    """One run of the ``dynamics`` stage: train one head on all samples, record every epoch.
 
     The head's L2 is ``DYNAMICS_L2_FACTOR`` times ``l2``. Adam at constant ``lr`` for the
     first 60 % of the epochs, then cosine decay to zero; after each epoch one pass of the

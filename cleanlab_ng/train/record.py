@@ -5,9 +5,9 @@ detector needs it and the saved record lacks it:
 
 * ``oof``      -- K-fold out-of-fold probabilities from linear heads, the L2 strength chosen
   by their log-loss on the given labels, and the estimated number of wrong labels.
-* ``dynamics`` -- one full-data proxy run: per epoch and per sample loss, prediction,
-  probability of the given label, margin and entropy; probability snapshots; the epoch at
-  which the head starts to memorise.
+* ``dynamics`` -- full-data proxy runs (several, from different seeds, on small datasets):
+  per epoch and per sample loss, prediction, probability of the given label, margin and
+  entropy; probability snapshots; the epoch at which the head starts to memorise.
 * ``rounds``   -- multi-round Late Stopping: the round at which each sample was removed.
 * ``recov``    -- repeated K-fold cross-fitting of ridge heads: per-fold accuracies, how often
   each sample was in the worst fold, and out-of-fold probabilities averaged over the repeats.
@@ -134,7 +134,8 @@ class TrainingRecord:
     features : ndarray of shape (n_samples, n_features) or None
         The standardised features the heads trained on (read by linear_separation).
     oof, dynamics, rounds, adaptation, recov, fastrecov : stage dataclasses or None
-        None when the stage was not trained.
+        None when the stage was not trained; ``dynamics`` is one proxy run (the pipeline
+        makes one record per run and averages the detectors that read it).
     """
 
     labels: np.ndarray
@@ -179,18 +180,29 @@ class TrainingRecord:
 
 
 def save_stage(folder: Path, stage: str, value, key: dict) -> None:
-    """Write one stage atomically: arrays to ``<stage>.npz``, scalars and key to JSON."""
+    """Write one stage atomically: arrays to ``<stage>.npz``, scalars and key to JSON.
+
+    ``value`` is a stage dataclass or a tuple of them (the runs of ``dynamics``); a tuple's
+    arrays are saved as ``<run>/<field>`` and its scalars as a list, one entry per run.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {f.name: getattr(value, f.name) for f in fields(value)
-              if isinstance(getattr(value, f.name), np.ndarray)}
-    scalars = {f.name: getattr(value, f.name) for f in fields(value) if f.name not in arrays}
+    runs = value if isinstance(value, tuple) else (value,)
+    arrays, scalars = {}, []
+    for i, run in enumerate(runs):
+        prefix = f"{i}/" if isinstance(value, tuple) else ""
+        own = {f.name: getattr(run, f.name) for f in fields(run)
+               if isinstance(getattr(run, f.name), np.ndarray)}
+        arrays.update({prefix + name: a for name, a in own.items()})
+        scalars.append({f.name: getattr(run, f.name) for f in fields(run) if f.name not in own})
+    meta = {"key": key, "scalars": scalars if isinstance(value, tuple) else scalars[0]}
     atomic_write(folder / f"{stage}.npz", lambda p: np.savez(p, **arrays))
-    meta = json.dumps({"key": key, "scalars": scalars}, sort_keys=True, default=float)
-    atomic_write(folder / f"{stage}.json", lambda p: Path(p).write_text(meta))
+    text = json.dumps(meta, sort_keys=True, default=float)
+    atomic_write(folder / f"{stage}.json", lambda p: Path(p).write_text(text))
 
 
 def load_stage(folder: Path, stage: str, key: dict):
-    """The saved stage if its key matches ``key`` exactly, else None."""
+    """The saved stage (a tuple where a tuple was saved) if its key matches ``key`` exactly,
+    else None."""
     meta_path, data_path = folder / f"{stage}.json", folder / f"{stage}.npz"
     if not (meta_path.is_file() and data_path.is_file()):
         return None
@@ -201,6 +213,10 @@ def load_stage(folder: Path, stage: str, key: dict):
            "adaptation": Adaptation, "recov": Recov, "fastrecov": FastRecov}[stage]
     with np.load(data_path) as data:
         arrays = {name: data[name] for name in data.files}
-    return cls(**arrays, **meta["scalars"])
+    if isinstance(meta["scalars"], dict):
+        return cls(**arrays, **meta["scalars"])
+    return tuple(cls(**{name.partition("/")[2]: a for name, a in arrays.items()
+                        if name.startswith(f"{i}/")}, **scalars)
+                 for i, scalars in enumerate(meta["scalars"]))
 
 

@@ -5,7 +5,13 @@ import pytest
 import torch
 from sklearn.preprocessing import StandardScaler
 
-from cleanlab_ng.detectors import DETECTORS, DetectorResult, get_detector, run_detector
+from cleanlab_ng.detectors import (
+    DETECTORS,
+    DetectorResult,
+    get_detector,
+    mean_result,
+    run_detector,
+)
 from cleanlab_ng.errors import ConfigError
 from cleanlab_ng.train.adaptation import adapt_fold_heads
 from cleanlab_ng.train.proxy import train_dynamics, train_out_of_fold, train_rounds
@@ -70,3 +76,26 @@ def test_detector_without_its_stage_says_which():
     rec = TrainingRecord(labels=np.zeros(3, dtype=np.int64), n_classes=2)
     with pytest.raises(ValueError, match="needs the 'dynamics' training stage"):
         run_detector("bmm", rec)
+
+
+def test_mean_result_averages_scores_and_float_evidence_and_takes_majority_flags():
+    runs = [DetectorResult("d", np.array([.2, .9, .6]), np.array([False, True, True]),
+                           evidence={"loss": np.array([1., 3., 2.]),
+                                     "epoch": np.array([1, 5, -1])},
+                           diagnostics={"epoch": 4}),
+            DetectorResult("d", np.array([.4, .5, .2]), np.array([False, False, False]),
+                           evidence={"loss": np.array([3., 1., 2.]),
+                                     "epoch": np.array([2, 6, -1])},
+                           diagnostics={"epoch": 7}),
+            DetectorResult("d", np.array([.0, .4, .1]), np.array([True, True, False]),
+                           evidence={"loss": np.array([2., 2., 2.]),
+                                     "epoch": np.array([4, 9, 3])},
+                           diagnostics={"epoch": 5})]
+    mean = mean_result(runs)
+    np.testing.assert_allclose(mean.score, [.2, .6, .3])
+    np.testing.assert_array_equal(mean.flag, [False, True, False])
+    np.testing.assert_allclose(mean.evidence["loss"], [2., 2., 2.])
+    np.testing.assert_array_equal(mean.evidence["epoch"], [2, 6, -1])
+    assert mean.evidence["epoch"].dtype == np.int64
+    assert mean.diagnostics == {"epoch": 4, "runs": 3}
+    assert mean_result(runs[:1]) is runs[0]

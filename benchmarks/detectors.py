@@ -119,13 +119,15 @@ def run_table(work: Path, name: str, X: np.ndarray, noisy: np.ndarray, threads: 
 
 
 def load_record(out: Path, labels: np.ndarray, n_classes: int) -> TrainingRecord:
-    """The saved stages of a run, read back with the key they were saved under."""
+    """The saved stages of a run, read back with the key they were saved under; of the
+    proxy runs (several on a small dataset) the first, which the variants below read."""
     folder = out / ".cleanlab-ng" / "record"
     stages = {}
     for stage in ("dynamics", "adaptation"):
         key = json.loads((folder / f"{stage}.json").read_text())["key"]
         stages[stage] = load_stage(folder, stage, key)
-    return TrainingRecord(labels=labels, n_classes=n_classes, **stages)
+    return TrainingRecord(labels=labels, n_classes=n_classes, dynamics=stages["dynamics"][0],
+                          adaptation=stages["adaptation"])
 
 
 # ---------------------------------------------------------------- metrics

@@ -60,20 +60,16 @@ def detect(record: TrainingRecord, *, n_detections: int = N_DETECTIONS) -> Detec
     dyn = record.require("dynamics", "linear_separation")
     Z = normalise_features(record.features)
     epochs = np.unique(np.linspace(0, dyn.read_epoch, n_detections).round().astype(int))
-    p_lr, q_loss, flag = [], [], np.zeros(record.n_samples, dtype=bool)
-    for i, epoch in enumerate(epochs):
-        q = small_loss_posterior(dyn.loss[epoch].astype(np.float64))
-        if i % 2 == 0:  # "linear" epochs
-            p = hyperplane_posterior(Z, q > TRUSTED)
-            p_lr.append(p)
-            flag = p > 0.5
-        else:
-            q_loss.append(q)
-    score = 0.5 * (np.mean(p_lr, axis=0) + np.mean(q_loss or p_lr, axis=0))
+    q = np.array([small_loss_posterior(dyn.loss[e].astype(np.float64)) for e in epochs])
+    # even detections are "linear" epochs, odd ones use the loss flag itself; the
+    # hyperplanes are independent fits, so they are fitted together
+    p_lr = hyperplane_posteriors(Z, q[0::2] > TRUSTED)
+    q_loss = q[1::2] if len(q) > 1 else p_lr
+    flag = p_lr[-1] > 0.5
+    score = 0.5 * (p_lr.mean(axis=0) + q_loss.mean(axis=0))
     return DetectorResult(
         "linear_separation", score=np.clip(score, 0, 1), flag=flag,
-        evidence={"hyperplane": np.mean(p_lr, axis=0), "small_loss": np.mean(q_loss or p_lr,
-                                                                              axis=0)},
+        evidence={"hyperplane": p_lr.mean(axis=0), "small_loss": q_loss.mean(axis=0)},
         diagnostics={"detection_epochs": len(epochs)},
     )
 
@@ -94,23 +90,28 @@ def small_loss_posterior(loss: np.ndarray) -> np.ndarray:
     return gmm.predict_proba(x)[:, int(np.argmax(gmm.means_[:, 0]))]
 
 
-def hyperplane_posterior(Z: np.ndarray, noisy: np.ndarray) -> np.ndarray:
-    """In-sample P(noisy) of a class-balanced logistic regression on ``Z`` with targets ``noisy``.
+def hyperplane_posteriors(Z: np.ndarray, noisy: np.ndarray) -> np.ndarray:
+    """In-sample P(noisy) of a class-balanced logistic regression on ``Z`` for each row of
+    targets ``noisy`` (n_fits, n_samples), all fitted at once.
 
-    With no trusted noisy (or no clean) sample the official code divides by zero; we return
-    zeros instead (no separable noise).
+    With no trusted noisy (or no clean) sample in a row the official code divides by zero;
+    that row gets zeros instead (no separable noise).
     """
     n, d = Z.shape
-    n_noisy = int(noisy.sum())
-    if n_noisy == 0 or n_noisy == n:
-        return np.zeros(n)
+    out = np.zeros(noisy.shape)
+    n_noisy = noisy.sum(axis=1)
+    fit = np.flatnonzero((n_noisy > 0) & (n_noisy < n))
+    if not len(fit):
+        return out
+    targets, n_noisy = noisy[fit], n_noisy[fit, None]
     X = torch.as_tensor(Z, dtype=torch.float32)
-    y = torch.as_tensor(noisy.astype(np.int64))
-    # class_weight="balanced" is a sample weight n / (2 n_class); fit_linear_heads averages
-    # over a mask, so the balance comes from duplicating nothing: weight the mask instead
-    weight = np.where(noisy, n / (2 * n_noisy), n / (2 * (n - n_noisy))) / n
+    # class_weight="balanced" is a sample weight n / (2 n_class); fit_linear_heads
+    # normalises each model's weights to a mean, so they go in as its sample mask
+    weight = np.where(targets, n / (2 * n_noisy), n / (2 * (n - n_noisy))) / n
     l2 = 1e-4 if n < 20 * d else 0.0  # detectors.md §5: weak L2 when N is not >> D
-    heads = fit_linear_heads(X, y, torch.as_tensor(weight[None, :], dtype=torch.float32),
-                             torch.tensor([l2]), n_classes=2, max_iter=300)
+    heads = fit_linear_heads(X, torch.as_tensor(targets.astype(np.int64)),
+                             torch.as_tensor(weight, dtype=torch.float32),
+                             torch.full((len(fit),), l2), n_classes=2, max_iter=300)
     with torch.no_grad():
-        return torch.softmax(heads.logits(X)[0], -1)[:, 1].numpy().astype(np.float64)
+        out[fit] = torch.softmax(heads.logits(X), -1)[..., 1].numpy()
+    return out

@@ -72,9 +72,10 @@ def fit_linear_heads(
     Parameters
     ----------
     X : Tensor of shape (n_samples, n_features)
-    y : Tensor of shape (n_samples,), int64
-    train_mask : Tensor of shape (n_models, n_samples), bool
-        Which samples each model trains on.
+    y : Tensor of shape (n_samples,) or (n_models, n_samples), int64
+        The targets, shared by every model or one row per model.
+    train_mask : Tensor of shape (n_models, n_samples), bool or float
+        Which samples each model trains on; float entries weight them.
     l2 : Tensor of shape (n_models,)
         L2 strength of each model.
     n_classes : int
@@ -93,20 +94,20 @@ def fit_linear_heads(
     weights, biases = [], []
     for start in range(0, n_models, chunk):
         sl = slice(start, start + chunk)
-        w, b = _fit_chunk(X, y, train_mask[sl], l2[sl], n_classes, max_iter, tol)
+        target = y.expand(n_models, -1)[sl]
+        w, b = _fit_chunk(X, target, train_mask[sl], l2[sl], n_classes, max_iter, tol)
         weights.append(w)
         biases.append(b)
     return LinearHeads(torch.cat(weights), torch.cat(biases))
 
 
-def _fit_chunk(X, y, mask, l2, n_classes, max_iter, tol):
+def _fit_chunk(X, target, mask, l2, n_classes, max_iter, tol):
     n_models = mask.shape[0]
     weight = torch.zeros(n_models, X.shape[1], n_classes, dtype=X.dtype, device=X.device)
     bias = torch.zeros(n_models, n_classes, dtype=X.dtype, device=X.device)
     weight.requires_grad_(True)
     bias.requires_grad_(True)
     w_mask = mask.to(X.dtype) / mask.sum(1, keepdim=True).clamp(min=1).to(X.dtype)
-    target = y.expand(n_models, -1)
     opt = torch.optim.LBFGS(
         [weight, bias], lr=1, max_iter=max_iter, tolerance_grad=tol,
         tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe",

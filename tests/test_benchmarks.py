@@ -70,3 +70,18 @@ def test_draws_of_a_label_set_are_averaged_in_the_reports():
     text = summary_markdown(frame)
     assert "Merged F1 ≥ cleanlab's on 1 of 1 label sets" in text
     assert "18.5 / 18" in text
+
+
+def test_detectors_benchmark_reads_a_saved_record_with_several_proxy_runs(tmp_path, csv_table):
+    import cleanlab_ng
+    from benchmarks.detectors import load_record
+    from cleanlab_ng.detectors import confidence_drop
+
+    path, _, _ = csv_table
+    result = cleanlab_ng.clean(path, tmp_path / "out", detectors="bmm,confidence_drop",
+                               epochs=4, threads=1, export="none")
+    assert result.summary["proxy"]["dynamics_runs"] > 1
+    labels = pd.factorize(result.report["given_label"], sort=True)[0]
+    record = load_record(tmp_path / "out", labels, int(labels.max()) + 1)
+    assert record.dynamics.loss.shape == (4, len(labels))
+    assert confidence_drop.snapshot_drop(record).shape == (len(labels),)

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .choices import EXPORT_MODES
 from .data import Dataset
 from .errors import ConfigError
 
 MARKER = ".cleanlab-ng"
-EXPORT_MODES = ("hardlink", "copy", "none")
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:

@@ -18,11 +18,11 @@ import pandas as pd
 from scipy import stats
 from sklearn.mixture import GaussianMixture
 
+from .choices import MERGE_RULES
 from .detectors import DetectorResult
 from .errors import ConfigError
 from .noise_count import confident_guess
 
-MERGE_RULES = ("overlap", "agreement", "rank_mean", "vote")
 # our choice, from 1, 2, 4, 8, 16 and 32 in benchmarks/merge_study.py: mean F1 on the
 # synthetic sets rises up to 8 and is flat beyond (0.855 at 8 and 32), where the weights come
 # close to following one detector; on the real-noise sets 8 is best

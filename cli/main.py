@@ -13,12 +13,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from cleanlab_ng import __version__
-from cleanlab_ng import clean as run_clean
-from cleanlab_ng.detectors import DETECTORS, parse_detectors
-from cleanlab_ng.detectors.recov import RULES as RECOV_RULES
+from cleanlab_ng.choices import DETECTOR_NAMES, EXPORT_MODES, MERGE_RULES, RECOV_RULES
 from cleanlab_ng.errors import CleanlabNgError
-from cleanlab_ng.export import EXPORT_MODES
-from cleanlab_ng.merge import MERGE_RULES
 
 from .exit_codes import EPILOG, ExitCode
 from .render import ProgressView, summary_table
@@ -32,6 +28,8 @@ class DetectorList(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, list):
             return value
+        from cleanlab_ng.detectors import parse_detectors  # the registry loads torch
+
         try:
             return parse_detectors(value)
         except CleanlabNgError as exc:
@@ -59,7 +57,7 @@ def cli():
               help="Table column of free text: embed it (TF-IDF + SVD) instead of using "
                    "the columns as features.")
 @click.option("--detectors", type=DetectorList(), default=None,
-              help=f"Comma-separated detectors [default: all: {','.join(DETECTORS)}].")
+              help=f"Comma-separated detectors [default: all: {','.join(DETECTOR_NAMES)}].")
 @click.option("--merge", type=click.Choice(MERGE_RULES), default="overlap", show_default=True,
               help="How the detectors' scores are combined: rank mean weighted by the overlap "
                    "of each detector's top with the others', by full-ranking agreement, plain "
@@ -108,6 +106,8 @@ def clean(dataset, out, detectors, export_mode, fail_above, as_json, quiet, debu
     console = Console(stderr=True, quiet=quiet)
     _configure_logging(console, quiet)
     try:
+        from cleanlab_ng import clean as run_clean  # here, not at the top: torch loads
+
         with ProgressView(console) as progress:
             result = run_clean(dataset, out, detectors=detectors, export=export_mode,
                                on_progress=progress, **options)

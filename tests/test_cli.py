@@ -1,6 +1,9 @@
 """End to end through the command line, on real files written from scikit-learn's digits."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -205,3 +208,13 @@ def test_bad_datasets_exit_2_with_their_one_line_message(tmp_path, make, message
     result = invoke("clean", root, "--out", tmp_path / "out")
     assert result.exit_code == 2
     assert result.stderr == f"error: {message.format(root=root)}\n"
+
+
+def test_help_and_version_do_not_load_the_heavy_libraries():
+    # `cleanlab-ng --help` must answer at once: the CLI module loads no torch, pandas or
+    # scikit-learn until a command runs
+    code = ("import sys; from cli.main import cli; "
+            "print(sorted({'torch', 'pandas', 'sklearn', 'scipy'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parents[1])
+    assert done.stdout.strip() == "[]"

@@ -1,39 +1,28 @@
 """The detector registry: a name for every detector, and what training each one reads.
 
 A detector is a module with a pure ``detect(record, **options) -> DetectorResult`` and a
-``REQUIRES`` tuple naming the record stages it reads; adding one is one module and one line
-in :data:`DETECTORS`. :data:`BASELINES` are run and reported like the others but never enter
-the merged verdict: they are there to compare against.
+``REQUIRES`` tuple naming the record stages it reads; adding one is one module here and its
+name in :data:`cleanlab_ng.choices.DETECTOR_NAMES`. :data:`BASELINES` are run and reported
+like the others but never enter the merged verdict: they are there to compare against.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from importlib import import_module
 
+from ..choices import DETECTOR_NAMES
 from ..errors import ConfigError
 from ..train.record import TrainingRecord
-from . import bmm, cl, confidence_drop, late_stopping, linear_separation, recov
 from ._result import DetectorResult, mean_result
 
 Detector = Callable[..., DetectorResult]
 
-DETECTORS: dict[str, Detector] = {
-    "bmm": bmm.detect,
-    "late_stopping": late_stopping.detect,
-    "recov": recov.detect,
-    "confidence_drop": confidence_drop.detect,
-    "linear_separation": linear_separation.detect,
-    "cl": cl.detect,
-}
-REQUIRES: dict[str, tuple[str, ...]] = {
-    "bmm": bmm.REQUIRES,
-    "late_stopping": late_stopping.REQUIRES,
-    "recov": recov.REQUIRES,
-    "confidence_drop": confidence_drop.REQUIRES,
-    "linear_separation": linear_separation.REQUIRES,
-    "cl": cl.REQUIRES,
-}
+_MODULES = {name: import_module(f".{name}", __name__) for name in DETECTOR_NAMES}
+DETECTORS: dict[str, Detector] = {name: m.detect for name, m in _MODULES.items()}
+REQUIRES: dict[str, tuple[str, ...]] = {name: m.REQUIRES for name, m in _MODULES.items()}
+
 # compared in the report, never merged: confident learning itself (cleanlab)
 BASELINES = frozenset({"cl"})
 

@@ -34,12 +34,12 @@ import numpy as np
 from scipy import stats
 from sklearn.mixture import GaussianMixture
 
+from ..choices import RECOV_RULES as RULES
 from ..errors import ConfigError
 from ..train.record import TrainingRecord
 from ._result import DetectorResult
 
 REQUIRES = ("recov",)
-RULES = ("bound", "binomial", "gmm", "auto")
 ALPHA = 0.05  # BH level of the binomial and GMM rules (mushroom_recov.py L138-143)
 _MAX_COMPONENTS = 10  # HECKTOR_recov_plotting.py: GMMs with 1..10 components, min BIC
 # our choice (auto rule): a count variance under twice the binomial one, with one mixture

@@ -1,0 +1,15 @@
+"""The names a user chooses among, in a module that imports nothing.
+
+The command line builds its options and ``--help`` from these without loading torch,
+scikit-learn or pandas; the modules that implement each choice take their names from here.
+"""
+
+#: every registered detector, in report order; each is the module of that name in
+#: :mod:`cleanlab_ng.detectors`
+DETECTOR_NAMES = ("bmm", "late_stopping", "recov", "confidence_drop", "linear_separation", "cl")
+#: :func:`cleanlab_ng.merge.merge_scores`
+MERGE_RULES = ("overlap", "agreement", "rank_mean", "vote")
+#: :func:`cleanlab_ng.detectors.recov.detect`
+RECOV_RULES = ("bound", "binomial", "gmm", "auto")
+#: :func:`cleanlab_ng.export.export_cleaned`
+EXPORT_MODES = ("hardlink", "copy", "none")

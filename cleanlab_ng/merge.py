@@ -19,7 +19,7 @@ from scipy import stats
 from sklearn.mixture import GaussianMixture
 
 from .choices import MERGE_RULES
-from .detectors import DetectorResult
+from .detectors import DetectorResult, flag_top
 from .errors import ConfigError
 from .noise_count import confident_guess
 
@@ -75,13 +75,6 @@ def merge_scores(
         score = (votes * len(results) + ranks) / (len(results) + 1)
         return score, votes > 0.5
     return ranks, flag_top(ranks, n_flag)
-
-
-def flag_top(score: np.ndarray, n: int) -> np.ndarray:
-    """Flags on the ``n`` highest scores; ties go to the earlier sample."""
-    flag = np.zeros(len(score), dtype=bool)
-    flag[np.argsort(-score, kind="stable")[:n]] = True
-    return flag
 
 
 def agreement_weights(ranks: np.ndarray) -> np.ndarray:

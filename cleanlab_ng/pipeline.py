@@ -17,6 +17,7 @@ import torch
 from scipy import stats
 
 from . import __version__
+from .choices import EXPORT_MODES, MERGE_RULES, RECOV_RULES
 from .data import content_hash, load_dataset
 from .detectors import BASELINES, REQUIRES, cl, mean_result, parse_detectors, run_detector
 from .errors import ConfigError
@@ -365,10 +366,6 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
 
 def _validate(*, epochs, folds, late_stopping_rounds, noise_rate, head, image_size, merge,
               export, recov_runs, recov_rule) -> None:
-    from .detectors.recov import RULES
-    from .export import EXPORT_MODES
-    from .merge import MERGE_RULES
-
     checks = [
         ("epochs", epochs, isinstance(epochs, int) and epochs >= 2, "an int >= 2"),
         ("folds", folds, isinstance(folds, int) and folds >= 2, "an int >= 2"),
@@ -384,7 +381,7 @@ def _validate(*, epochs, folds, late_stopping_rounds, noise_rate, head, image_si
         ("recov_runs", recov_runs,
          recov_runs is None or isinstance(recov_runs, int) and recov_runs >= 1,
          "None or an int >= 1"),
-        ("recov_rule", recov_rule, recov_rule in RULES, "one of " + ", ".join(RULES)),
+        ("recov_rule", recov_rule, recov_rule in RECOV_RULES, "one of " + ", ".join(RECOV_RULES)),
     ]
     for name, value, ok, what in checks:
         if not ok:

@@ -15,7 +15,7 @@ from importlib import import_module
 from ..choices import DETECTOR_NAMES
 from ..errors import ConfigError
 from ..train.record import TrainingRecord
-from ._result import DetectorResult, mean_result
+from ._result import DetectorResult, flag_top, mean_result
 
 Detector = Callable[..., DetectorResult]
 
@@ -26,8 +26,8 @@ REQUIRES: dict[str, tuple[str, ...]] = {name: m.REQUIRES for name, m in _MODULES
 # compared in the report, never merged: confident learning itself (cleanlab)
 BASELINES = frozenset({"cl"})
 
-__all__ = ["BASELINES", "DETECTORS", "DetectorResult", "get_detector", "mean_result",
-           "parse_detectors", "run_detector"]
+__all__ = ["BASELINES", "DETECTORS", "DetectorResult", "flag_top", "get_detector",
+           "mean_result", "parse_detectors", "run_detector"]
 
 
 def get_detector(name: str | Detector) -> Detector:

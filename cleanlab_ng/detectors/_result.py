@@ -45,6 +45,13 @@ class DetectorResult:
                 raise ValueError(f"{self.name}: evidence '{key}' must have shape ({n},)")
 
 
+def flag_top(score: np.ndarray, n: int) -> np.ndarray:
+    """Flags on the ``n`` highest scores; ties go to the earlier sample."""
+    flag = np.zeros(len(score), dtype=bool)
+    flag[np.argsort(-score, kind="stable")[:n]] = True
+    return flag
+
+
 def mean_result(results: list[DetectorResult]) -> DetectorResult:
     """One detector's results on several proxy runs, averaged into one result.
 

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 
 from ..train.record import TrainingRecord
-from ._result import DetectorResult
+from ._result import DetectorResult, flag_top
 
 REQUIRES = ("dynamics", "oof")
 
@@ -71,13 +71,10 @@ def detect(record: TrainingRecord, *, k: int = 2) -> DetectorResult:
     confidence = dyn.margin[window].mean(axis=0)
     if record.rounds is not None:
         return _multi_round(record, fkl)
-    n = record.n_samples
     score = late_learner_rank(fkl, confidence)
     n_flag = record.require("oof", "late_stopping").noise_count
-    flag = np.zeros(n, dtype=bool)
-    flag[np.argsort(-score, kind="stable")[:n_flag]] = True
     return DetectorResult(
-        "late_stopping", score=score, flag=flag,
+        "late_stopping", score=score, flag=flag_top(score, n_flag),
         evidence={"fkl_epoch": np.where(np.isfinite(fkl), fkl, -1).astype(np.int64)},
         diagnostics={"mode": "single_run", "k": k, "first_epoch": first,
                      "epochs": int(dyn.read_epoch + 1 - first),

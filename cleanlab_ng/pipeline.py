@@ -17,7 +17,7 @@ import torch
 from scipy import stats
 
 from . import __version__
-from .choices import EXPORT_MODES, MERGE_RULES, RECOV_RULES
+from .choices import EXPORT_MODES, MERGE_RULES, RECOV_METRICS, RECOV_RULES
 from .data import content_hash, load_dataset
 from .detectors import BASELINES, REQUIRES, cl, mean_result, parse_detectors, run_detector
 from .errors import ConfigError
@@ -65,7 +65,8 @@ def clean(
     folds: int = 5,
     late_stopping_rounds: int = 0,
     recov_runs: int | None = None,
-    recov_rule: str = "bound",
+    recov_rule: str = "count",
+    recov_metric: str = "class_margin",
     device: str = "auto",
     seed: int = 0,
     threads: int | None = None,
@@ -106,9 +107,12 @@ def clean(
     recov_runs : int, default=None
         Repeats of K-fold cross-validation for ``recov``; None stops adaptively once the
         ranking is stable (at most ``MAX_RUNS``).
-    recov_rule : {"bound", "binomial", "gmm", "auto"}, default="bound"
+    recov_rule : {"count", "bound", "binomial", "gmm", "auto"}, default="count"
         How ``recov`` flags (see :func:`cleanlab_ng.detectors.recov.detect`); read at
         detection time only, so changing it never retrains.
+    recov_metric : {"class_margin", "accuracy"}, default="class_margin"
+        Which fold of a repeat is the worst (see :func:`cleanlab_ng.train.recov.train_recov`):
+        per class by margin (ours), or by accuracy as in the paper.
     device : {"auto", "cpu", "cuda"}, default="auto"
     seed : int, default=0
     threads : int, default=None
@@ -125,7 +129,8 @@ def clean(
     """
     _validate(epochs=epochs, folds=folds, late_stopping_rounds=late_stopping_rounds,
               noise_rate=noise_rate, head=head, image_size=image_size, merge=merge,
-              export=export, recov_runs=recov_runs, recov_rule=recov_rule)
+              export=export, recov_runs=recov_runs, recov_rule=recov_rule,
+              recov_metric=recov_metric)
     names = _select_detectors(detectors)
     torch_device = _resolve_device(device)
     torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
@@ -185,9 +190,11 @@ def clean(
 
     device_name = str(torch_device)
     if "recov" in needed:
-        train_stage("recov", dict(key, recov_runs=recov_runs, max_runs=MAX_RUNS),
+        train_stage("recov", dict(key, recov_runs=recov_runs, max_runs=MAX_RUNS,
+                                  recov_metric=recov_metric),
                     lambda cb: train_recov(X, y, n_classes=n_classes, n_folds=folds,
-                                           n_runs=recov_runs, seed=seed, on_run=cb))
+                                           n_runs=recov_runs, seed=seed,
+                                           fold_metric=recov_metric, on_run=cb))
         log.info("recov: %d runs (%s)", stages["recov"].n_runs, stages["recov"].stop_reason)
     if "fastrecov" in needed:
         train_stage("fastrecov", dict(key, epochs=epochs, backbone=features.kind),
@@ -223,7 +230,8 @@ def clean(
     # one record per proxy run: the detectors that read the run are averaged over them
     records = [record] + [replace(record, dynamics=run) for run in runs[1:]]
 
-    options = {"recov": {"rule": recov_rule}}
+    n_flag = round(noise_rate * len(y)) if noise_rate is not None else record.noise_count
+    options = {"recov": {"rule": recov_rule, "n_flag": n_flag}}
     with _timed(timings, "detect"):
         results = []
         for i, name in enumerate(names):
@@ -231,7 +239,6 @@ def clean(
             results.append(mean_result([run_detector(name, r, **options.get(name, {}))
                                         for r in on]))
             progress("detect", i + 1, len(names))
-    n_flag = round(noise_rate * len(y)) if noise_rate is not None else record.noise_count
     # baselines (cl) get their report columns but never enter the merged verdict
     merged = [r for r in results if r.name not in BASELINES]
     with _timed(timings, "merge"):
@@ -344,7 +351,8 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
             "folds": info["folds"],
             "recov": {"runs": rec.n_runs, "stop_reason": rec.stop_reason,
                       "stability": None if np.isnan(rec.stability) else round(rec.stability, 4),
-                      "ridge_l2": rec.l2, "fold_accuracy": round(rec.oof_accuracy, 4)}
+                      "ridge_l2": rec.l2, "fold_accuracy": round(rec.oof_accuracy, 4),
+                      "fold_metric": rec.metric}
             if rec else None,
             "dynamics": info["dynamics_source"] if dyn else None,
             "dynamics_runs": info["dynamics_runs"] if dyn else None,
@@ -365,7 +373,7 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
 
 
 def _validate(*, epochs, folds, late_stopping_rounds, noise_rate, head, image_size, merge,
-              export, recov_runs, recov_rule) -> None:
+              export, recov_runs, recov_rule, recov_metric) -> None:
     checks = [
         ("epochs", epochs, isinstance(epochs, int) and epochs >= 2, "an int >= 2"),
         ("folds", folds, isinstance(folds, int) and folds >= 2, "an int >= 2"),
@@ -382,6 +390,8 @@ def _validate(*, epochs, folds, late_stopping_rounds, noise_rate, head, image_si
          recov_runs is None or isinstance(recov_runs, int) and recov_runs >= 1,
          "None or an int >= 1"),
         ("recov_rule", recov_rule, recov_rule in RECOV_RULES, "one of " + ", ".join(RECOV_RULES)),
+        ("recov_metric", recov_metric, recov_metric in RECOV_METRICS,
+         "one of " + ", ".join(RECOV_METRICS)),
     ]
     for name, value, ok, what in checks:
         if not ok:

@@ -13,7 +13,13 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from cleanlab_ng import __version__
-from cleanlab_ng.choices import DETECTOR_NAMES, EXPORT_MODES, MERGE_RULES, RECOV_RULES
+from cleanlab_ng.choices import (
+    DETECTOR_NAMES,
+    EXPORT_MODES,
+    MERGE_RULES,
+    RECOV_METRICS,
+    RECOV_RULES,
+)
 from cleanlab_ng.errors import CleanlabNgError
 
 from .exit_codes import EPILOG, ExitCode
@@ -81,8 +87,13 @@ def cli():
               help="Rounds of multi-round Late Stopping (0: single-run FkL).")
 @click.option("--recov-runs", type=click.IntRange(1), default=None,
               help="Repeated K-fold runs for recov [default: until the ranking is stable].")
-@click.option("--recov-rule", type=click.Choice(RECOV_RULES), default="bound",
-              show_default=True, help="How recov flags: its three rules or the auto choice.")
+@click.option("--recov-rule", type=click.Choice(RECOV_RULES), default="count",
+              show_default=True,
+              help="How recov flags: the estimated number of wrong labels, the paper's three "
+                   "rules, or their auto choice.")
+@click.option("--recov-metric", type=click.Choice(RECOV_METRICS), default="class_margin",
+              show_default=True,
+              help="Worst fold per class by margin (ours) or per repeat by accuracy (paper).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -91,9 +91,13 @@ class Recov:
     so they are not stored.
     """
 
-    counts: np.ndarray  # (N,) repeats in which the sample was in the worst fold
-    fold_metric: np.ndarray  # (R, K) accuracy of each fold model on its held-out fold
-    worst_fold: np.ndarray  # (R,) the fold with the lowest accuracy, ties broken at random
+    counts: np.ndarray  # (N,) repeats in which the sample was in the worst fold (of its class)
+    fold_accuracy: np.ndarray  # (R, K) accuracy of each fold model on its held-out fold
+    # (R, K, C) the metric that picks the worst fold: the mean margin of each fold's samples
+    # of each class for "class_margin", the accuracy (C axis of 1) for "accuracy"
+    fold_metric: np.ndarray
+    worst_fold: np.ndarray  # (R, C) the worst fold per repeat and class; -1: none counted
+    metric: str  # "class_margin" or "accuracy" (cleanlab_ng.train.recov)
     proba: np.ndarray  # (N, C) out-of-fold probabilities averaged over the repeats
     l2_grid: np.ndarray  # (G,) ridge L2 strengths tried
     log_loss: np.ndarray  # (G,) out-of-fold log-loss of the first repeat, per strength
@@ -107,7 +111,7 @@ class Recov:
     @property
     def oof_accuracy(self) -> float:
         """Mean held-out accuracy of the R x K fold models on the given labels."""
-        return float(self.fold_metric.mean())
+        return float(self.fold_accuracy.mean())
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,12 +14,14 @@ from cleanlab_ng.train.recov import train_recov
 R, K = 1000, 5  # null: mean 200, SD sqrt(1000 * 4 / 25) = 12.65
 
 
-def _record(counts: np.ndarray, runs: int = R, folds: int = K) -> TrainingRecord:
+def _record(counts: np.ndarray, runs: int = R, folds: int = K,
+            noise_count: int = 0) -> TrainingRecord:
     n = len(counts)
-    stage = Recov(counts=np.asarray(counts), fold_metric=np.zeros((runs, folds)),
-                  worst_fold=np.zeros(runs, dtype=np.int8), proba=np.full((n, 2), 0.5),
-                  l2_grid=np.ones(1), log_loss=np.ones(1), l2=1.0, noise_count=0, n_runs=runs,
-                  n_folds=folds, stop_reason="fixed", stability=float("nan"))
+    stage = Recov(counts=np.asarray(counts), fold_accuracy=np.zeros((runs, folds)),
+                  fold_metric=np.zeros((runs, folds, 1)), worst_fold=np.zeros((runs, 2),
+                  dtype=np.int8), metric="accuracy", proba=np.full((n, 2), 0.5),
+                  l2_grid=np.ones(1), log_loss=np.ones(1), l2=1.0, noise_count=noise_count,
+                  n_runs=runs, n_folds=folds, stop_reason="fixed", stability=float("nan"))
     return TrainingRecord(labels=np.zeros(n, dtype=np.int64), n_classes=2, recov=stage)
 
 
@@ -33,6 +35,16 @@ def test_bound_flags_counts_above_mean_plus_two_sd():
     result = recov.detect(_record(counts), rule="bound")
     np.testing.assert_array_equal(result.flag, [False, False, True, True, False])
     assert result.diagnostics["rule"] == "bound"
+
+
+def test_count_rule_flags_the_estimated_number_of_highest_counts():
+    counts = np.array([200, 260, 230, 400, 150, 230])
+    result = recov.detect(_record(counts, noise_count=3))  # the default rule
+    np.testing.assert_array_equal(result.flag, [False, True, True, True, False, False])
+    assert result.diagnostics["rule"] == "count"
+    # an explicit number (--noise-rate) wins over the estimate; count ties go to the first
+    result = recov.detect(_record(counts, noise_count=3), n_flag=1)
+    np.testing.assert_array_equal(result.flag, [False, False, False, True, False, False])
 
 
 def test_binomial_rule_is_bh_on_exact_binomial_p_values():
@@ -96,7 +108,8 @@ def test_score_is_the_null_cdf_increasing_in_count():
 def test_unknown_rule_says_which_exist():
     with pytest.raises(ConfigError) as info:
         recov.detect(_record(np.array([1, 2])), rule="bh")
-    assert str(info.value) == "unknown ReCoV rule 'bh'. Use one of: bound, binomial, gmm, auto."
+    assert str(info.value) == ("unknown ReCoV rule 'bh'. "
+                               "Use one of: count, bound, binomial, gmm, auto.")
 
 
 @pytest.fixture(scope="module")
@@ -105,22 +118,54 @@ def features(digits):
     return torch.tensor(StandardScaler().fit_transform(X), dtype=torch.float32), given, flipped
 
 
-def test_stage_is_deterministic_and_longer_runs_extend_shorter_ones(features):
+@pytest.mark.parametrize("metric", ["class_margin", "accuracy"])
+def test_stage_is_deterministic_and_longer_runs_extend_shorter_ones(features, metric):
     Z, given, flipped = features
-    a = train_recov(Z, given, n_classes=10, n_runs=300, seed=5)
-    b = train_recov(Z, given, n_classes=10, n_runs=300, seed=5)
-    short = train_recov(Z, given, n_classes=10, n_runs=200, seed=5)
-    other = train_recov(Z, given, n_classes=10, n_runs=300, seed=6)
+    a = train_recov(Z, given, n_classes=10, n_runs=300, seed=5, fold_metric=metric)
+    b = train_recov(Z, given, n_classes=10, n_runs=300, seed=5, fold_metric=metric)
+    short = train_recov(Z, given, n_classes=10, n_runs=200, seed=5, fold_metric=metric)
+    other = train_recov(Z, given, n_classes=10, n_runs=300, seed=6, fold_metric=metric)
     np.testing.assert_array_equal(a.counts, b.counts)
     np.testing.assert_array_equal(a.proba, b.proba)
     np.testing.assert_array_equal(a.fold_metric[:200], short.fold_metric)
+    np.testing.assert_array_equal(a.worst_fold[:200], short.worst_fold)
     assert (a.counts >= short.counts).all()
     assert not np.array_equal(a.counts, other.counts)
-    assert a.fold_metric.shape == (300, 5) and a.stop_reason == "fixed" and a.n_runs == 300
-    # every run adds one fold's samples (a fifth of them, +-1) to the counts
-    assert abs(a.counts.sum() - 300 * len(given) / 5) <= 300
+    assert a.fold_accuracy.shape == (300, 5) and a.worst_fold.shape == (300, 10)
+    assert a.fold_metric.shape == (300, 5, 10 if metric == "class_margin" else 1)
+    assert a.metric == metric and a.stop_reason == "fixed" and a.n_runs == 300
+    # every run adds one fold's samples (a fifth of each class, +-1) to the counts
+    assert abs(a.counts.sum() - 300 * len(given) / 5) <= 300 * 10
     np.testing.assert_allclose(a.proba.sum(1), 1, rtol=1e-5)
     assert roc_auc_score(flipped, a.counts) > 0.85
+
+
+def test_class_margin_counts_each_sample_against_its_own_class(features):
+    Z, given, flipped = features
+    by_class = train_recov(Z, given, n_classes=10, n_runs=300, seed=5)
+    paper = train_recov(Z, given, n_classes=10, n_runs=300, seed=5, fold_metric="accuracy")
+    # same folds and heads; only the choice of the worst fold differs
+    np.testing.assert_array_equal(by_class.fold_accuracy, paper.fold_accuracy)
+    np.testing.assert_array_equal(by_class.proba, paper.proba)
+    # the paper's worst fold is one per run, shared by every class
+    assert (paper.worst_fold == paper.worst_fold[:, :1]).all()
+    worst = by_class.fold_metric.argmin(1)  # (R, C): the lowest mean margin of each class
+    np.testing.assert_array_equal(by_class.worst_fold, worst)
+    assert roc_auc_score(flipped, by_class.counts) > roc_auc_score(flipped, paper.counts)
+
+
+def test_class_worst_keeps_the_null_for_classes_smaller_than_the_folds():
+    # a class of 2 samples reaches 2 of 5 folds; each of its samples must still be in the
+    # worst fold 1/5 of the time, not 1/2
+    rng = np.random.default_rng(0)
+    R_, K_ = 4000, 5
+    metric = np.full((R_, K_, 1), np.inf)
+    for r in range(R_):
+        metric[r, rng.choice(K_, 2, replace=False), 0] = rng.random(2)
+    worst = recov_stage._class_worst(metric, np.array([2]), seed=0, repeats=range(R_))
+    assert (worst[:, 0] == -1).mean() == pytest.approx(3 / 5, abs=0.03)
+    counted = worst[:, 0] >= 0
+    assert np.isfinite(metric[np.flatnonzero(counted), worst[counted, 0], 0]).all()
 
 
 def test_adaptive_stopping_records_why(features, monkeypatch):
@@ -148,7 +193,8 @@ def test_pipeline_trains_only_recov_and_a_new_rule_never_retrains(tmp_path, csv_
     predicted = first.report["predicted_label"].to_numpy()
     np.testing.assert_array_equal(predicted, record["proba"].argmax(1))
     assert roc_auc_score(flipped, first.report["recov_count"]) > 0.85
-    assert first.summary["detectors"]["recov"]["rule"] == "bound"
+    assert first.summary["detectors"]["recov"]["rule"] == "count"
+    assert first.report["recov_flag"].sum() == first.summary["noise_count_estimate"]
     again = cleanlab_ng.clean(path, out, detectors="recov", recov_runs=300,
                               recov_rule="binomial", threads=1)
     assert "train_recov" not in again.summary["seconds"]

@@ -384,7 +384,9 @@ def write_results(sections: dict) -> None:
                 "recov_auroc", "paper_auroc", "cl_auroc", "recov_auprc", "paper_auprc",
                 "cl_auprc", "recov_flagged", "cl_flagged", "wrong", "runs", "stability",
                 "oof_accuracy", "seconds"]
-        table = frame.groupby(["dataset", "noise"], sort=False)[cols].mean().round(3)
+        # a section measured at an older commit may lack the newer columns
+        table = frame.groupby(["dataset", "noise"], sort=False)[
+            [c for c in cols if c in frame]].mean().round(3)
         lines += header("Quality on synthetic noise", "quality",
                         "20 % flipped labels, mean over seeds. recov = the defaults: the worst "
                         "fold per run and class by mean margin (`--recov-metric class_margin`) "
@@ -408,8 +410,8 @@ def write_results(sections: dict) -> None:
                         f"EfficientNet-Lite0 ImageNet embeddings at {IMAGE_SIZE} px (1280-d). "
                         "`power_runs_z3`: the runs detectors.md §2's estimate asks for before "
                         "a typical wrong label reaches 3 null SDs.\n")
-        lines += [pd.DataFrame(stored["cifar"]["rows"])[cols].round(3).to_markdown(index=False),
-                  ""]
+        frame = pd.DataFrame(stored["cifar"]["rows"])
+        lines += [frame[[c for c in cols if c in frame]].round(3).to_markdown(index=False), ""]
     if "runs" in stored:
         lines += header("More runs", "runs",
                         "Seed 0 of the synthetic sets above, `--recov-runs` fixed. recov = the "

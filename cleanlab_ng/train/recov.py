@@ -160,7 +160,8 @@ def train_recov(
         proba_sum += torch.zeros_like(proba_sum, dtype=proba.dtype).index_add_(
             1, slots.view(-1), proba)
         if by_class:
-            other = logits.scatter(2, label_index[:, :, None], -torch.inf).amax(2)
+            # the logits are not read again: mask the given class in place, no copy
+            other = logits.scatter_(2, label_index[:, :, None], -torch.inf).amax(2)
             metric = _class_means(given - other, label_index, real, n_classes)  # (R', K, C)
             worst = _class_worst(metric, class_counts, seed, range(done, end))  # (R', C)
         else:

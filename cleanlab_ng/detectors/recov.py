@@ -3,8 +3,9 @@ arXiv 2306.13990 (v1 2023: three identification approaches; v2 MICCAI 2024).
 
 Flags:      samples that land in the worst-performing validation fold of a random K-fold
             split more often than the 1/K that chance gives, over many repeated splits.
-Signal:     a wrong label lowers the accuracy of whichever fold holds it, so its fold is
-            more often the worst one.
+Signal:     a wrong label lowers the metric of whichever fold holds it (the accuracy in
+            the paper; here by default the mean margin of its class in the fold), so its
+            fold is more often the worst one.
 Fails when: the dataset is large (each sample moves its fold's accuracy by ~K/N, so the
             excess over 1/K shrinks like 1/sqrt(number of wrong labels) and needs many more
             runs), samples are clean but hard (they lower fold accuracy too), or the noise

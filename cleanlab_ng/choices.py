@@ -10,7 +10,7 @@ DETECTOR_NAMES = ("bmm", "late_stopping", "recov", "confidence_drop", "linear_se
 #: :func:`cleanlab_ng.merge.merge_scores`
 MERGE_RULES = ("overlap", "agreement", "rank_mean", "vote")
 #: :func:`cleanlab_ng.detectors.recov.detect`
-RECOV_RULES = ("count", "bound", "binomial", "gmm", "auto")
+RECOV_RULES = ("structure", "count", "joint", "bound", "binomial", "gmm", "auto")
 #: :func:`cleanlab_ng.train.recov.train_recov`
 RECOV_METRICS = ("class_margin", "accuracy")
 #: :func:`cleanlab_ng.export.export_cleaned`

@@ -65,7 +65,7 @@ def clean(
     folds: int = 5,
     late_stopping_rounds: int = 0,
     recov_runs: int | None = None,
-    recov_rule: str = "count",
+    recov_rule: str = "structure",
     recov_metric: str = "class_margin",
     device: str = "auto",
     seed: int = 0,
@@ -107,7 +107,8 @@ def clean(
     recov_runs : int, default=None
         Repeats of K-fold cross-validation for ``recov``; None stops adaptively once the
         ranking is stable (at most ``MAX_RUNS``).
-    recov_rule : {"count", "bound", "binomial", "gmm", "auto"}, default="count"
+    recov_rule : {"structure", "count", "joint", "bound", "binomial", "gmm", "auto"}, \
+            default="structure"
         How ``recov`` flags (see :func:`cleanlab_ng.detectors.recov.detect`); read at
         detection time only, so changing it never retrains.
     recov_metric : {"class_margin", "accuracy"}, default="class_margin"
@@ -231,7 +232,10 @@ def clean(
     records = [record] + [replace(record, dynamics=run) for run in runs[1:]]
 
     n_flag = round(noise_rate * len(y)) if noise_rate is not None else record.noise_count
-    options = {"recov": {"rule": recov_rule, "n_flag": n_flag}}
+    # recov's count rule flags the same estimate; its joint rule, the confident joint's cells
+    # unless the user fixed the rate
+    options = {"recov": {"rule": recov_rule,
+                         "n_flag": n_flag if noise_rate is not None else None}}
     with _timed(timings, "detect"):
         results = []
         for i, name in enumerate(names):

@@ -87,10 +87,11 @@ def cli():
               help="Rounds of multi-round Late Stopping (0: single-run FkL).")
 @click.option("--recov-runs", type=click.IntRange(1), default=None,
               help="Repeated K-fold runs for recov [default: until the ranking is stable].")
-@click.option("--recov-rule", type=click.Choice(RECOV_RULES), default="count",
+@click.option("--recov-rule", type=click.Choice(RECOV_RULES), default="structure",
               show_default=True,
-              help="How recov flags: the estimated number of wrong labels, the paper's three "
-                   "rules, or their auto choice.")
+              help="How recov flags: the estimated number of wrong labels (count), per cell of "
+                   "the confident joint (joint), the one that suits the noise (structure), the "
+                   "paper's three rules, or their auto choice.")
 @click.option("--recov-metric", type=click.Choice(RECOV_METRICS), default="class_margin",
               show_default=True,
               help="Worst fold per class by margin (ours) or per repeat by accuracy (paper).")

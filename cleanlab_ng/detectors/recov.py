@@ -28,8 +28,8 @@ count is ``Binomial(R, 1/K)``: mean R/K, variance R (K-1)/K^2. Differences from 
 code: the per-class worst fold; worst-fold ties are broken at random instead of by the
 first index; p-values are ``P(X >= c)`` where the code's ``1 - pbinom(c)`` is ``P(X > c)``,
 one count anti-conservative; the GMM null is the component with the largest weight, not
-component 0 (sklearn does not order components); and the ``count`` and ``auto`` rules
-below are ours.
+component 0 (sklearn does not order components); and the ``structure``, ``count`` and
+``joint`` rules below are ours.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from sklearn.mixture import GaussianMixture
 
 from ..choices import RECOV_RULES as RULES
 from ..errors import ConfigError
+from ..noise_count import confident_joint
 from ..train.record import TrainingRecord
 from ._result import DetectorResult, flag_top
 
@@ -49,33 +50,47 @@ _MAX_COMPONENTS = 10  # HECKTOR_recov_plotting.py: GMMs with 1..10 components, m
 # our choice (auto rule): a count variance under twice the binomial one, with one mixture
 # component, is read as "no detectable noise"
 _NO_NOISE_DISPERSION = 2.0
+# our choice (structure rule): the wrong labels count as concentrated in class pairs when the
+# confident joint puts them more than half way from spread evenly over the other classes to
+# all in one, by pair_concentration
+_PAIR_CONCENTRATION = 0.5
 
 
-def detect(record: TrainingRecord, *, rule: str = "count", alpha: float = ALPHA,
+def detect(record: TrainingRecord, *, rule: str = "structure", alpha: float = ALPHA,
            n_flag: int | None = None) -> DetectorResult:
     """How much more often than chance each sample was in the worst fold.
 
     Parameters
     ----------
     record : TrainingRecord
-        Reads ``record.recov``: the worst-fold counts, the number of runs R and of folds K;
-        or, when only the ``fastrecov`` stage exists, its memory (``rule`` is then unused).
-    rule : {"count", "bound", "binomial", "gmm", "auto"}, default="count"
-        The flag. ``count`` (ours): the ``n_flag`` highest counts. ``bound`` (approach 1):
-        count above the binomial mean plus 2 SD. ``binomial`` (approach 2): one-sided
-        binomial test, Benjamini-Hochberg at ``alpha``. ``gmm`` (approach 3): the same test
-        against an empirical null, the largest component of a 1-D Gaussian mixture fitted
-        to the counts. ``auto``: the dispersion / BIC choice of detectors.md §2 (see
+        Reads ``record.recov``: the worst-fold counts, the number of runs R and of folds K,
+        the averaged out-of-fold probabilities; or, when only the ``fastrecov`` stage
+        exists, its memory (``rule`` is then unused).
+    rule : {"structure", "count", "joint", "bound", "binomial", "gmm", "auto"}, \
+            default="structure"
+        The flag. ``count`` (ours): the ``n_flag`` highest counts. ``joint`` (ours): the
+        highest counts within each cell of the calibrated confident joint (:func:`joint_flags`),
+        as many as the cell holds. ``structure`` (ours): ``joint`` when the confident joint
+        puts the wrong labels of a class mostly in one other class (pair noise,
+        :func:`pair_concentration` >= 0.5), else ``count``. ``bound`` (approach 1): count
+        above the binomial mean plus 2 SD. ``binomial`` (approach 2): one-sided binomial
+        test, Benjamini-Hochberg at ``alpha``. ``gmm`` (approach 3): the same test against
+        an empirical null, the largest component of a 1-D Gaussian mixture fitted to the
+        counts. ``auto``: the dispersion / BIC choice of detectors.md §2 (see
         :func:`choose_rule`). Our choice of default: the paper's rules test each sample
         against "no effect", so the more runs, the more clean-but-hard samples clear them;
-        ``count`` flags as many samples as the estimated number of wrong labels, and on the
-        per-class histogram it had a higher F1 than ``bound`` on all seven synthetic sets of
-        benchmarks/recov.py (0.71-0.94 against 0.70-0.87).
+        ``count`` flags as many samples as the estimated number of wrong labels and had a
+        higher F1 than ``bound`` on all seven synthetic sets of benchmarks/recov.py; where
+        the noise flips classes in pairs, a global cut lets the clean-but-hard samples of
+        every class compete with the flips of the few noisy pairs, and the per-cell cut of
+        confident learning keeps them apart (benchmarks/results/recov.md, quality).
     alpha : float, default=0.05
         False discovery rate of the ``binomial`` and ``gmm`` rules.
     n_flag : int, default=None
-        How many samples the ``count`` rule flags; None: the record's estimated number of
-        wrong labels (:func:`cleanlab_ng.noise_count.estimate_noise_count`).
+        How many samples ``count`` flags, and ``joint`` in all (its cells scaled to sum to
+        it); None: the record's estimated number of wrong labels
+        (:func:`cleanlab_ng.noise_count.estimate_noise_count`) for ``count``, the confident
+        joint's own cells for ``joint``.
 
     Returns
     -------
@@ -88,6 +103,8 @@ def detect(record: TrainingRecord, *, rule: str = "count", alpha: float = ALPHA,
     ----------
     .. [1] J. Chen, V. Ramanathan, T. Xu, A. L. Martel. "Cross-Validation Is All You Need:
        A Statistical Approach To Label Noise Estimation." arXiv 2306.13990, 2023.
+    .. [2] C. Northcutt, L. Jiang, I. Chuang. "Confident Learning: Estimating Uncertainty in
+       Dataset Labels." JAIR 70, 2021 (the confident joint; pruning by noise rate).
     """
     if rule not in RULES:
         raise ConfigError(f"unknown ReCoV rule '{rule}'. Use one of: {', '.join(RULES)}.")
@@ -98,7 +115,11 @@ def detect(record: TrainingRecord, *, rule: str = "count", alpha: float = ALPHA,
     dispersion = float(np.var(counts) / (R * (K - 1) / K**2))
     # ten mixture fits: only for the rules that read them
     n_components, null = gmm_null(counts) if rule in ("gmm", "auto") else (0, None)
-    chosen = choose_rule(dispersion, n_components) if rule == "auto" else rule
+    joint = confident_joint(record.labels, rec.proba)
+    concentration = pair_concentration(joint)
+    chosen = {"auto": lambda: choose_rule(dispersion, n_components),
+              "structure": lambda: "joint" if concentration >= _PAIR_CONCENTRATION else "count",
+              }.get(rule, lambda: rule)()
     if chosen == "gmm":
         mean, sd = null
         cdf = stats.norm.cdf(counts, mean, sd)
@@ -111,6 +132,8 @@ def detect(record: TrainingRecord, *, rule: str = "count", alpha: float = ALPHA,
     score = np.clip(cdf * (1 - 1e-6) + tie_break, 0, 1)
     if chosen == "count":
         flag = flag_top(score, record.noise_count if n_flag is None else n_flag)
+    elif chosen == "joint":
+        flag = joint_flags(counts, record.labels, rec.proba, joint, n_flag)
     elif chosen == "bound":
         flag = counts > R / K + 2 * np.sqrt(R * (K - 1) / K**2)
     elif chosen == "none":
@@ -124,6 +147,7 @@ def detect(record: TrainingRecord, *, rule: str = "count", alpha: float = ALPHA,
         diagnostics={"rule": chosen, "fold_metric": rec.metric, "runs": int(R), "folds": int(K),
                      "stop_reason": rec.stop_reason, "stability": rec.stability,
                      "dispersion": round(dispersion, 4),
+                     "pair_concentration": round(concentration, 4),
                      **({"gmm_components": n_components} if null is not None else {})},
     )
 
@@ -155,6 +179,71 @@ def choose_rule(dispersion: float, n_components: int) -> str:
     if n_components >= 2:
         return "binomial"
     return "none" if dispersion < _NO_NOISE_DISPERSION else "gmm"
+
+
+def pair_concentration(joint: np.ndarray) -> float:
+    """How much the off-diagonal mass of a confident joint sits in one other class per row.
+
+    0 when every class's wrong labels are spread evenly over the C - 1 other classes
+    (symmetric noise), 1 when each class's all come from one (pair noise); the share of the
+    mass in each row's largest off-diagonal cell, rescaled from [1 / (C - 1), 1]. With two
+    classes every wrong label comes from the other one: 1. No off-diagonal mass: 0.
+
+    Examples
+    --------
+    >>> pair_concentration(np.array([[8., 2., 0.], [0., 8., 2.], [2., 0., 8.]]))
+    1.0
+    >>> pair_concentration(np.array([[8., 1., 1.], [1., 8., 1.], [1., 1., 8.]]))
+    0.0
+    """
+    n_classes = len(joint)
+    off = joint * (1 - np.eye(n_classes))
+    if n_classes == 2:
+        return 1.0
+    if off.sum() <= 0:
+        return 0.0
+    share = off.max(axis=1).sum() / off.sum()
+    even = 1 / (n_classes - 1)
+    return float((share - even) / (1 - even))
+
+
+def joint_flags(counts: np.ndarray, labels: np.ndarray, proba: np.ndarray, joint: np.ndarray,
+                n_flag: int | None = None) -> np.ndarray:
+    """Confident learning's allocation with ReCoV's counts as the ranking.
+
+    The calibrated confident joint ``joint[k, j]`` estimates how many samples given class
+    ``k`` belong to class ``j``; as in pruning by noise rate [2]_, the samples given ``k``
+    whose most probable other class is ``j`` form cell ``(k, j)``, and its ``joint[k, j]``
+    samples (rounded; scaled so that all cells sum to ``n_flag`` when it is given) with the
+    highest worst-fold counts are flagged. Ties in count go to the lower margin
+    ``p(given) - p(j)`` of the averaged out-of-fold probabilities.
+
+    Examples
+    --------
+    >>> labels = np.array([0, 0, 0, 1, 1, 1])
+    >>> proba = np.full((6, 2), 0.5)
+    >>> joint = np.array([[2., 1.], [0., 3.]])
+    >>> joint_flags(np.array([5, 9, 1, 9, 9, 9]), labels, proba, joint)
+    array([False,  True, False, False, False, False])
+    """
+    n_samples, n_classes = proba.shape
+    rows = np.arange(n_samples)
+    other = proba.copy()
+    other[rows, labels] = -np.inf
+    likely = other.argmax(axis=1)
+    quota = joint * (1 - np.eye(n_classes))
+    if n_flag is not None and quota.sum() > 0:
+        quota = quota * n_flag / quota.sum()
+    quota = np.rint(quota).astype(np.int64).ravel()
+    cell = labels * n_classes + likely
+    margin = proba[rows, labels] - other[rows, likely]
+    # by cell, then highest count, then lowest margin, then index
+    order = np.lexsort((rows, margin, -counts, cell))
+    sorted_cells = cell[order]
+    rank = np.arange(n_samples) - np.searchsorted(sorted_cells, sorted_cells)
+    flag = np.zeros(n_samples, dtype=bool)
+    flag[order] = rank < quota[sorted_cells]
+    return flag
 
 
 def gmm_null(counts: np.ndarray) -> tuple[int, tuple[float, float]]:

@@ -39,12 +39,70 @@ def test_bound_flags_counts_above_mean_plus_two_sd():
 
 def test_count_rule_flags_the_estimated_number_of_highest_counts():
     counts = np.array([200, 260, 230, 400, 150, 230])
-    result = recov.detect(_record(counts, noise_count=3))  # the default rule
+    result = recov.detect(_record(counts, noise_count=3), rule="count")
     np.testing.assert_array_equal(result.flag, [False, True, True, True, False, False])
     assert result.diagnostics["rule"] == "count"
     # an explicit number (--noise-rate) wins over the estimate; count ties go to the first
-    result = recov.detect(_record(counts, noise_count=3), n_flag=1)
+    result = recov.detect(_record(counts, noise_count=3), rule="count", n_flag=1)
     np.testing.assert_array_equal(result.flag, [False, False, False, True, False, False])
+
+
+def _three_class_record(pairs: bool) -> tuple[TrainingRecord, np.ndarray, np.ndarray]:
+    """30 samples per class given; 6 per class truly another class, all the same one
+    (``pairs``: 0 -> 1 -> 2 -> 0) or 3 and 3; 4 clean-but-hard samples of class 0 with
+    middling probabilities and the highest worst-fold counts of all."""
+    labels = np.repeat(np.arange(3), 30)
+    proba = np.full((90, 3), 0.11)
+    proba[np.arange(90), (labels + 1) % 3] = 0.09  # clean samples' likely other: k + 2
+    proba[np.arange(90), labels] = 0.8
+    wrong, hard = np.zeros(90, dtype=bool), np.arange(4)
+    counts = np.full(90, 200)
+    for k in range(3):
+        for i, s in enumerate(range(30 * k + 10, 30 * k + 16)):
+            true = (k + 1) % 3 if pairs or i < 3 else (k + 2) % 3
+            proba[s] = 0.1
+            proba[s, true] = 0.8
+            wrong[s], counts[s] = True, 300 + s
+    proba[hard] = [0.5, 0.1, 0.4]
+    counts[hard] = 400
+    stage = Recov(counts=counts, fold_accuracy=np.zeros((R, K)), fold_metric=np.zeros((R, K, 3)),
+                  worst_fold=np.zeros((R, 3), dtype=np.int8), metric="class_margin",
+                  proba=proba, l2_grid=np.ones(1), log_loss=np.ones(1), l2=1.0,
+                  noise_count=18, n_runs=R, n_folds=K, stop_reason="fixed",
+                  stability=float("nan"))
+    return TrainingRecord(labels=labels, n_classes=3, recov=stage), wrong, hard
+
+
+def test_structure_rule_flags_per_confident_joint_cell_under_pair_noise():
+    record, wrong, hard = _three_class_record(pairs=True)
+    result = recov.detect(record)  # the default rule
+    assert result.diagnostics["rule"] == "joint"
+    assert result.diagnostics["pair_concentration"] == 1.0
+    # cell (0, 1) holds the six flips of class 0 (the calibrated joint: 6.9 of them); the
+    # hard samples sit in cell (0, 2), where it has no wrong label, so none is flagged
+    np.testing.assert_array_equal(result.flag, wrong)
+    # a global cut at the same number takes the four hard samples in place of four flips
+    count = recov.detect(record, rule="count")
+    assert count.flag[hard].all() and count.flag.sum() == 18
+    # n_flag scales the cells: 9 of 18, three per cell, the highest counts first
+    half = recov.detect(record, rule="joint", n_flag=9)
+    assert half.flag.sum() == 9 and not half.flag[hard].any()
+    for k in range(3):
+        np.testing.assert_array_equal(np.flatnonzero(half.flag[30 * k:30 * k + 30]),
+                                      [13, 14, 15])
+
+
+def test_structure_rule_cuts_globally_when_the_noise_is_spread():
+    record, wrong, hard = _three_class_record(pairs=False)
+    result = recov.detect(record)
+    assert result.diagnostics["pair_concentration"] == 0.0
+    assert result.diagnostics["rule"] == "count"
+    np.testing.assert_array_equal(result.flag, recov.detect(record, rule="count").flag)
+
+
+def test_pair_concentration_of_two_classes_is_one():
+    assert recov.pair_concentration(np.array([[9.0, 1.0], [2.0, 8.0]])) == 1.0
+    assert recov.pair_concentration(np.eye(3) * 5) == 0.0
 
 
 def test_binomial_rule_is_bh_on_exact_binomial_p_values():
@@ -109,7 +167,7 @@ def test_unknown_rule_says_which_exist():
     with pytest.raises(ConfigError) as info:
         recov.detect(_record(np.array([1, 2])), rule="bh")
     assert str(info.value) == ("unknown ReCoV rule 'bh'. "
-                               "Use one of: count, bound, binomial, gmm, auto.")
+                               "Use one of: structure, count, joint, bound, binomial, gmm, auto.")
 
 
 @pytest.fixture(scope="module")

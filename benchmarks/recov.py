@@ -313,7 +313,9 @@ def _compare(name, noise, seed, src, truth, work) -> dict:
     report, info = result.report, result.summary["detectors"]["recov"]
     row = {"dataset": name, "noise": noise, "seed": seed, "n": len(truth),
            "wrong": int(truth.sum()), "runs": info["runs"], "stop": info["stop_reason"],
-           "stability": info["stability"], "seconds": round(wall, 1)}
+           "stability": info["stability"], "seconds": round(wall, 1),
+           "pair_concentration": info["pair_concentration"],
+           "chose_joint": float(info["rule"] == "joint")}
     for det in ("recov", "cl"):
         row[f"{det}_f1"] = f1_score(truth, report[f"{det}_flag"])
         row[f"{det}_flagged"] = int(report[f"{det}_flag"].sum())
@@ -324,7 +326,7 @@ def _compare(name, noise, seed, src, truth, work) -> dict:
     # the limit of the accuracy histogram: every sample its held-out model gets wrong
     wrong = report["predicted_label"].to_numpy() != report["given_label"].to_numpy()
     row["argmax_f1"] = f1_score(truth, wrong)
-    for rule in ("bound", "binomial", "gmm", "auto"):
+    for rule in ("count", "joint", "bound", "binomial", "gmm", "auto"):
         again = cleanlab_ng.clean(src, out, detectors="recov", seed=seed, threads=1,
                                   export="none", recov_rule=rule)
         row[f"recov_{rule}_f1"] = f1_score(truth, again.report["recov_flag"])
@@ -379,7 +381,8 @@ def write_results(sections: dict) -> None:
         lines += [pd.DataFrame(stored["memory"]["rows"]).to_markdown(index=False), ""]
     if "quality" in stored:
         frame = pd.DataFrame(stored["quality"]["rows"])
-        cols = ["recov_f1", "cl_f1", "recov_f1_minus_cl", "recov_bound_f1",
+        cols = ["recov_f1", "cl_f1", "recov_f1_minus_cl", "recov_count_f1", "recov_joint_f1",
+                "pair_concentration", "chose_joint", "recov_bound_f1",
                 "recov_binomial_f1", "recov_gmm_f1", "recov_auto_f1", "paper_f1", "argmax_f1",
                 "recov_auroc", "paper_auroc", "cl_auroc", "recov_auprc", "paper_auprc",
                 "cl_auprc", "recov_flagged", "cl_flagged", "wrong", "runs", "stability",
@@ -390,8 +393,12 @@ def write_results(sections: dict) -> None:
         lines += header("Quality on synthetic noise", "quality",
                         "20 % flipped labels, mean over seeds. recov = the defaults: the worst "
                         "fold per run and class by mean margin (`--recov-metric class_margin`) "
-                        "and the `count` rule (the estimated number of wrong labels); "
-                        "`recov_<rule>_f1`: the other rules on the same counts; `paper_*`: the "
+                        "and the `structure` rule: `joint` (the highest counts within each cell "
+                        "of the confident joint, as many as it holds) when "
+                        "`pair_concentration` >= 0.5, else `count` (the estimated number of "
+                        "wrong labels, highest counts overall); `chose_joint`: share of the "
+                        "seeds where it chose `joint`; "
+                        "`recov_<rule>_f1`: every rule on the same counts; `paper_*`: the "
                         "paper's histogram (one worst fold per run by accuracy) with its "
                         "`bound` rule. cl = cleanlab's `find_label_issues` on the same "
                         "out-of-fold probabilities (the ridge heads' read-out, averaged over "
@@ -403,7 +410,8 @@ def write_results(sections: dict) -> None:
     if "cifar" in stored:
         cols = ["dataset", "noise", "n", "wrong", "runs", "power_runs_z3", "stop", "stability",
                 "recov_auroc", "paper_auroc", "cl_auroc", "recov_auprc", "paper_auprc",
-                "cl_auprc", "recov_f1", "cl_f1", "recov_bound_f1", "recov_binomial_f1",
+                "cl_auprc", "recov_f1", "cl_f1", "pair_concentration", "chose_joint",
+                "recov_count_f1", "recov_joint_f1", "recov_bound_f1", "recov_binomial_f1",
                 "recov_gmm_f1", "recov_auto_f1", "auto_chose", "paper_f1", "argmax_f1",
                 "recov_flagged", "cl_flagged", "oof_accuracy", "seconds"]
         lines += header("CIFAR-10N", "cifar",
@@ -415,7 +423,7 @@ def write_results(sections: dict) -> None:
     if "runs" in stored:
         lines += header("More runs", "runs",
                         "Seed 0 of the synthetic sets above, `--recov-runs` fixed. recov = the "
-                        "defaults (`class_margin`, `count`); cl on the same run's averaged "
+                        "defaults (`class_margin`, `structure`); cl on the same run's averaged "
                         "out-of-fold probabilities.\n")
         lines += [pd.DataFrame(stored["runs"]["rows"]).to_markdown(index=False), ""]
     (RESULTS / "recov.md").write_text("\n".join(lines))

@@ -148,21 +148,23 @@ def train_recov(
         end = min(done + block, planned, *[c for c in checks if c > done])
         orders = repeated_fold_orders(labels, n_folds, seed, range(done, end)).to(X.device)
         logits, slots = ridge_cross_fit(fit, orders, n_folds, l2_grid[best],
-                                        readout=(weight_t, bias))  # (R, K, C, M)
+                                        readout=(weight_t, bias))  # (C, R', K, M)
         slot_labels = fit.labels[slots]  # the padding's label is n_classes
         real = slot_labels < n_classes
         label_index = slot_labels.clamp(max=n_classes - 1)
-        given = logits.gather(2, label_index[:, :, None])[:, :, 0]
-        # right when the given label's logit is the largest (argmax over a class axis of 10
-        # is slow on CPU; a max over the class-major rows is not)
-        correct = (given >= logits.amax(2)) & real
+        given = logits.gather(0, label_index[None])[0]
+        top = logits.amax(0)
+        # right when the given label's logit is the largest (argmax over the class axis is
+        # slow on CPU; a max over the class rows is not)
+        correct = (given >= top) & real
         accuracy = (correct.sum(2) / real.sum(2)).cpu().numpy()
-        proba = torch.softmax(logits, dim=2).permute(2, 0, 1, 3).reshape(n_classes, -1)
+        proba = (logits - top).exp_()
+        proba /= proba.sum(0)
         proba_sum += torch.zeros_like(proba_sum, dtype=proba.dtype).index_add_(
-            1, slots.view(-1), proba)
+            1, slots.view(-1), proba.view(n_classes, -1))
         if by_class:
             # the logits are not read again: mask the given class in place, no copy
-            other = logits.scatter_(2, label_index[:, :, None], -torch.inf).amax(2)
+            other = logits.scatter_(0, label_index[None], -torch.inf).amax(0)
             metric = _class_means(given - other, label_index, real, n_classes)  # (R', K, C)
             worst = _class_worst(metric, class_counts, seed, range(done, end))  # (R', C)
         else:

@@ -27,10 +27,11 @@ scores, fitted once on the first repeat by log-loss on the given labels, turns t
 probabilities. Our choice: the read-out is shared by all models, so each ``(r, k)`` is
 still a linear head ``x (W_rk M) + b'`` (the read-out is folded into its weights); on
 CIFAR-10N embeddings it raised the ridge heads' out-of-fold accuracy by 0.3 points and
-lowered their log-loss from 1.23 to 1.18. The heads stay 0.55 (PCA-256) to 1.0 (1280-d)
-points of accuracy below scikit-learn's tuned LogisticRegression on the same folds
-(benchmarks/results/recov.md). Like the choice of L2, the read-out reads the given labels
-of all samples, through C^2 + C parameters.
+lowered their log-loss from 1.23 to 1.18. With the Jacobi step of
+:class:`~cleanlab_ng.train.heads.RidgeCrossFit` the heads stay 0.47 (PCA-256) to 0.97
+(1280-d) points of accuracy below scikit-learn's tuned LogisticRegression on the same folds
+(0.55 to 1.04 without it; benchmarks/results/recov.md, speed). Like the choice of L2, the
+read-out reads the given labels of all samples, through C^2 + C parameters.
 """
 
 from __future__ import annotations

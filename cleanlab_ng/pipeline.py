@@ -231,11 +231,11 @@ def clean(
     # one record per proxy run: the detectors that read the run are averaged over them
     records = [record] + [replace(record, dynamics=run) for run in runs[1:]]
 
-    n_flag = round(noise_rate * len(y)) if noise_rate is not None else record.noise_count
+    fixed = round(noise_rate * len(y)) if noise_rate is not None else None
+    n_flag = record.noise_count if fixed is None else fixed
     # recov's count rule flags the same estimate; its joint rule, the confident joint's cells
     # unless the user fixed the rate
-    options = {"recov": {"rule": recov_rule,
-                         "n_flag": n_flag if noise_rate is not None else None}}
+    options = {"recov": {"rule": recov_rule, "n_flag": fixed}}
     with _timed(timings, "detect"):
         results = []
         for i, name in enumerate(names):

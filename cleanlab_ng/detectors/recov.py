@@ -117,9 +117,12 @@ def detect(record: TrainingRecord, *, rule: str = "structure", alpha: float = AL
     n_components, null = gmm_null(counts) if rule in ("gmm", "auto") else (0, None)
     joint = confident_joint(record.labels, rec.proba)
     concentration = pair_concentration(joint)
-    chosen = {"auto": lambda: choose_rule(dispersion, n_components),
-              "structure": lambda: "joint" if concentration >= _PAIR_CONCENTRATION else "count",
-              }.get(rule, lambda: rule)()
+    if rule == "auto":
+        chosen = choose_rule(dispersion, n_components)
+    elif rule == "structure":
+        chosen = "joint" if concentration >= _PAIR_CONCENTRATION else "count"
+    else:
+        chosen = rule
     if chosen == "gmm":
         mean, sd = null
         cdf = stats.norm.cdf(counts, mean, sd)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import logging
 import sys
@@ -46,6 +48,11 @@ class DetectorList(click.ParamType):
 @click.version_option(__version__, prog_name="cleanlab-ng")
 def cli():
     """Find the mislabeled samples in a dataset and hand back a clean one."""
+    # At exit the interpreter's last garbage collections walk every object that torch,
+    # scipy and pandas created on import: about a second of a short run, for memory the
+    # OS takes back anyway. Frozen objects are skipped; atexit still runs before.
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 @cli.command(epilog=EPILOG)

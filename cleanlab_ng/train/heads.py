@@ -386,10 +386,13 @@ def ridge_cross_fit(
     slots = padded.view(n_repeats, n_slots, K).transpose(1, 2).contiguous()
     n_models, width = n_repeats * K, fit.rotated.shape[1]
     # one-hot of the given labels, class-major, written straight in the compute dtype; the
-    # padding's label n_classes lands in an extra row that is dropped
-    slot_labels = fit.labels[slots].view(n_models, 1, n_slots)
-    onehot = torch.zeros(n_models, C + 1, n_slots, dtype=dtype, device=device).scatter_(
-        1, slot_labels, 1)[:, :C]
+    # padding's label n_classes lands in an extra row that is dropped. Filled through a
+    # flat index: scatter_ of a scalar into bfloat16 copies the whole tensor twice on CPU
+    slot_labels = fit.labels.take(slots).view(n_models, 1, n_slots)
+    hot = ((torch.arange(n_models, device=device)[:, None] * (C + 1) + slot_labels[:, 0])
+           * n_slots + torch.arange(n_slots, device=device))
+    onehot = torch.zeros(n_models * (C + 1) * n_slots, dtype=dtype, device=device).index_fill_(
+        0, hot.view(-1), 1).view(n_models, C + 1, n_slots)[:, :C]
     held_counts = torch.zeros(n_models, C + 1, device=device).scatter_add_(
         1, slot_labels[:, 0], torch.ones(1, device=device).expand(n_models, n_slots))
     train_counts = fit.class_counts - held_counts[:, :C]  # (R K, C)

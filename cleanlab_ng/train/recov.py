@@ -69,7 +69,7 @@ READOUT_SAMPLES = 20_000
 # our choice: about this many bytes of held-out scores per block of repeats (the logits and
 # probabilities take as much again each): ten repeats at N = 20k, C = 10 share each of the
 # ~70 small tensor operations of a step, whose fixed cost would otherwise be paid per repeat
-_BLOCK_BYTES = 1 << 23
+_BLOCK_BYTES = 1 << 22
 
 Progress = Callable[[int, int], None]
 
@@ -150,7 +150,7 @@ def train_recov(
         orders = repeated_fold_orders(labels, n_folds, seed, range(done, end)).to(X.device)
         logits, slots = ridge_cross_fit(fit, orders, n_folds, l2_grid[best],
                                         readout=(weight_t, bias))  # (C, R', K, M)
-        slot_labels = fit.labels[slots]  # the padding's label is n_classes
+        slot_labels = fit.labels.take(slots)  # the padding's label is n_classes
         real = slot_labels < n_classes
         label_index = slot_labels.clamp(max=n_classes - 1)
         given = logits.gather(0, label_index[None])[0]

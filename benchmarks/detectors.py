@@ -307,7 +307,7 @@ def main(argv=None) -> None:
                                                            else sys.argv[1:])
     commit = current_commit()
     # a kept work folder: a rerun updates each OUT in place and reuses its features and
-    # training record (keyed by the input's content hash, the seed and the version)
+    # training record (keyed by the input's content hash, the options and the training code)
     work = CACHE / "runs"
     work.mkdir(parents=True, exist_ok=True)
     drop, merges, runs = [], [], {}

@@ -26,7 +26,7 @@ from .features import encode
 from .merge import build_report
 from .train.adaptation import adapt_fold_heads
 from .train.proxy import dynamics_runs, train_dynamics_runs, train_out_of_fold, train_rounds
-from .train.record import TrainingRecord, load_stage, save_stage
+from .train.record import TrainingRecord, code_fingerprint, load_stage, save_stage
 from .train.recov import MAX_RUNS, train_recov
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,7 @@ def clean(
     X = torch.as_tensor(Z, device=torch_device)
     key = {"input": input_hash, "features": features.kind, "image_size": image_size,
            "seed": seed, "folds": folds, "device": torch_device.type, "version": __version__,
+           "code": code_fingerprint(),
            "label_column": label_column, "text_column": text_column}
     record_dir = marker / "record"
     needed = {s for n in names for s in REQUIRES[n]}

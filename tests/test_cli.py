@@ -140,6 +140,16 @@ def test_same_seed_same_report_and_rerun_reuses_record(tmp_path, csv_table):
     pd.testing.assert_series_equal(again["bmm_score"], first["bmm_score"])
 
 
+def test_record_from_other_training_code_is_retrained(tmp_path, csv_table, monkeypatch):
+    path, _, _ = csv_table
+    args = ("clean", path, "--out", tmp_path / "o", "--detectors", "bmm", "--json", *FAST)
+    assert invoke(*args).exit_code == 0
+    monkeypatch.setattr("cleanlab_ng.pipeline.code_fingerprint", lambda: "other code")
+    result = invoke(*args)
+    assert result.exit_code == 0
+    assert "train_dynamics" in json.loads(result.stdout)["seconds"]
+
+
 def test_json_summary_and_fail_above(tmp_path, csv_table):
     path, _, _ = csv_table
     result = invoke("clean", path, "--out", tmp_path / "o", "--json", "--quiet",

@@ -22,8 +22,10 @@ so a second run reuses whatever still matches.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, fields
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,20 @@ import numpy as np
 from ..export import atomic_write
 
 STAGES = ("oof", "dynamics", "rounds", "adaptation", "recov", "fastrecov")
+
+
+@cache
+def code_fingerprint() -> str:
+    """A hash of the training code's sources (this package and the feature encoders).
+
+    Part of every stage's key: a record saved by other training code is trained again,
+    even under the same version number, as in a development checkout between releases.
+    """
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("*.py"), root.parent / "features.py"]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True, eq=False)

@@ -69,7 +69,7 @@ READOUT_SAMPLES = 20_000
 # our choice: about this many bytes of held-out scores per block of repeats (the logits and
 # probabilities take as much again each): ten repeats at N = 20k, C = 10 share each of the
 # ~70 small tensor operations of a step, whose fixed cost would otherwise be paid per repeat
-_BLOCK_BYTES = 1 << 22
+_BLOCK_BYTES = 1 << 23
 
 Progress = Callable[[int, int], None]
 

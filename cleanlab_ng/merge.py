@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from sklearn.mixture import GaussianMixture
 
 from .choices import MERGE_RULES
 from .detectors import DetectorResult, flag_top
 from .errors import ConfigError
 from .noise_count import confident_guess
+from .ranks import average_ranks
 
 # our choice, from 1, 2, 4, 8, 16 and 32 in benchmarks/merge_study.py: mean F1 on the
 # synthetic sets rises up to 8 and is flat beyond (0.855 at 8 and 32), where the weights come
@@ -32,7 +31,7 @@ ISSUES = ("clean", "mislabeled", "out_of_distribution", "unreadable")
 
 def rank_normalise(score: np.ndarray) -> np.ndarray:
     """Average ranks scaled to (0, 1]: the top score gets 1, ties share their mean rank."""
-    return stats.rankdata(score) / len(score)
+    return average_ranks(score) / len(score)
 
 
 def merge_scores(
@@ -209,6 +208,9 @@ def out_of_distribution(candidates: np.ndarray, labels: np.ndarray,
     idx = np.flatnonzero(candidates)
     if len(idx) < 10:
         return out
+    # imported here: scikit-learn takes a second to load, and only LSA's runs come here
+    from sklearn.mixture import GaussianMixture
+
     pseudo = -np.log(np.clip(proba[idx].max(axis=1), 1e-12, 1))[:, None]
     one = GaussianMixture(1, reg_covar=5e-4, random_state=0).fit(pseudo)
     gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=0).fit(pseudo)

@@ -14,16 +14,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 from . import __version__
 from .choices import EXPORT_MODES, MERGE_RULES, RECOV_METRICS, RECOV_RULES
 from .data import content_hash, load_dataset
-from .detectors import BASELINES, REQUIRES, cl, mean_result, parse_detectors, run_detector
+from .detectors import (
+    BASELINES,
+    cl,
+    mean_result,
+    parse_detectors,
+    required_stages,
+    run_detector,
+)
 from .errors import ConfigError
 from .export import Manifest, export_cleaned, prepare_out, write_outputs
 from .features import encode
 from .merge import build_report
+from .ranks import spearman
 from .train.adaptation import adapt_fold_heads
 from .train.proxy import dynamics_runs, train_dynamics_runs, train_out_of_fold, train_rounds
 from .train.record import TrainingRecord, code_fingerprint, load_stage, save_stage
@@ -170,7 +177,7 @@ def clean(
            "code": code_fingerprint(),
            "label_column": label_column, "text_column": text_column}
     record_dir = marker / "record"
-    needed = {s for n in names for s in REQUIRES[n]}
+    needed = {s for n in names for s in required_stages(n)}
     if late_stopping_rounds and "late_stopping" in names:
         needed.add("rounds")
     if finetune and "recov" in needed:  # the deep proxy: ten fastReCoV runs, not thousands
@@ -240,7 +247,7 @@ def clean(
     with _timed(timings, "detect"):
         results = []
         for i, name in enumerate(names):
-            on = records if "dynamics" in REQUIRES[name] else records[:1]
+            on = records if "dynamics" in required_stages(name) else records[:1]
             results.append(mean_result([run_detector(name, r, **options.get(name, {}))
                                         for r in on]))
             progress("detect", i + 1, len(names))
@@ -329,7 +336,7 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
     for a, b in combinations(results, 2):
         agreement[f"{a.name}|{b.name}"] = {
             "flag_agreement": round(float((a.flag == b.flag).mean()), 4),
-            "score_spearman": round(float(stats.spearmanr(a.score, b.score)[0]), 4),
+            "score_spearman": round(spearman(a.score, b.score), 4),
         }
     oof_acc = float((record.proba.argmax(1) == record.labels).mean())
     return {

@@ -228,3 +228,22 @@ def test_help_and_version_do_not_load_the_heavy_libraries():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, cwd=Path(__file__).parents[1])
     assert done.stdout.strip() == "[]"
+
+
+def test_a_recov_only_run_loads_neither_scikit_learn_nor_scipy_stats(tmp_path, digits):
+    # they take about two seconds to import, a sixth of a short recov run: only the
+    # detectors that need them load them
+    X, _, given, _ = digits
+    root = tmp_path / "emb"
+    root.mkdir()
+    np.save(root / "features.npy", X.astype(np.float32))
+    pd.DataFrame({"label": given}).to_csv(root / "labels.csv", index=False)
+    code = ("import sys; from cli.main import cli\n"
+            "try: cli(sys.argv[1:])\n"
+            "finally: print(sorted({'sklearn', 'scipy.stats'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code, "clean", str(root), "--out",
+                           str(tmp_path / "out"), "--detectors", "recov", "--recov-runs", "20",
+                           "--threads", "1", "--quiet"], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

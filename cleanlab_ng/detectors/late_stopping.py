@@ -28,8 +28,8 @@ separates pair-flipped labels better than the probability of the given label doe
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
+from ..ranks import average_ranks
 from ..train.record import TrainingRecord
 from ._result import DetectorResult, flag_top
 
@@ -121,9 +121,9 @@ def _multi_round(record: TrainingRecord, fkl: np.ndarray) -> DetectorResult:
     rounds = record.rounds
     R = rounds.n_rounds
     removed = rounds.removed_in > 0
-    kept_rank = stats.rankdata(np.where(np.isfinite(rounds.last_fkl), rounds.last_fkl,
-                                        np.nanmax(np.where(np.isfinite(rounds.last_fkl),
-                                                           rounds.last_fkl, 0)) + 1))
+    kept_rank = average_ranks(np.where(np.isfinite(rounds.last_fkl), rounds.last_fkl,
+                                       np.nanmax(np.where(np.isfinite(rounds.last_fkl),
+                                                          rounds.last_fkl, 0)) + 1))
     kept_rank = kept_rank / len(kept_rank)
     score = np.where(removed, (R - rounds.removed_in + 1) / R, kept_rank / (2 * R))
     return DetectorResult(

@@ -34,13 +34,14 @@ component 0 (sklearn does not order components); and the ``structure``, ``count`
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy import stats
-from sklearn.mixture import GaussianMixture
 
 from ..choices import RECOV_RULES as RULES
 from ..errors import ConfigError
 from ..noise_count import confident_joint
+from ..ranks import average_ranks
 from ..train.record import TrainingRecord
 from ._result import DetectorResult, flag_top
 
@@ -123,15 +124,9 @@ def detect(record: TrainingRecord, *, rule: str = "structure", alpha: float = AL
         chosen = "joint" if concentration >= _PAIR_CONCENTRATION else "count"
     else:
         chosen = rule
-    if chosen == "gmm":
-        mean, sd = null
-        cdf = stats.norm.cdf(counts, mean, sd)
-        p_value = stats.norm.sf(counts, mean, sd)
-    else:
-        cdf = stats.binom.cdf(counts, R, 1 / K)
-        p_value = stats.binom.sf(counts - 1, R, 1 / K)  # P(X >= c)
+    cdf, p_value = normal_tails(counts, *null) if chosen == "gmm" else binomial_tails(counts, R, K)
     # the null CDF saturates at 1 for every clearly noisy sample; keep their order by count
-    tie_break = 1e-6 * stats.rankdata(counts) / len(counts)
+    tie_break = 1e-6 * average_ranks(counts) / len(counts)
     score = np.clip(cdf * (1 - 1e-6) + tie_break, 0, 1)
     if chosen == "count":
         flag = flag_top(score, record.noise_count if n_flag is None else n_flag)
@@ -256,6 +251,9 @@ def gmm_null(counts: np.ndarray) -> tuple[int, tuple[float, float]]:
     for the BIC search, refit with ``random_state=10``. The null is the component with the
     largest weight (our fix: the code takes component 0, which sklearn does not order).
     """
+    # imported here: scikit-learn takes a second to load, and the default rule needs none
+    from sklearn.mixture import GaussianMixture
+
     x = counts.astype(np.float64)[:, None]
     if np.ptp(x) == 0:
         return 1, (float(x[0, 0]), 1.0)
@@ -267,6 +265,47 @@ def gmm_null(counts: np.ndarray) -> tuple[int, tuple[float, float]]:
     bulk = int(np.argmax(gmm.weights_))
     sd = float(np.sqrt(gmm.covariances_[bulk].ravel()[0]))
     return n_components, (float(gmm.means_[bulk, 0]), max(sd, 1e-6))
+
+
+def binomial_tails(counts: np.ndarray, runs: int, folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """``P(X <= c)`` and ``P(X >= c)`` of each count ``c`` under ``X ~ Binomial(runs, 1/folds)``.
+
+    Sums of the probability mass over ``0 .. runs`` (a few thousand terms at most), each
+    tail summed from its own far end so that small p-values keep their relative precision.
+    The mass comes from the ratio of neighbouring terms, ``(runs - k) / (k + 1) * p / (1 -
+    p)``, normalised to sum to one: no difference of large log-factorials, whose rounding
+    would cost four digits at ``runs = 8192``.
+
+    Examples
+    --------
+    >>> cdf, sf = binomial_tails(np.array([0, 1, 2]), 2, 2)
+    >>> cdf, sf
+    (array([0.25, 0.75, 1.  ]), array([1.  , 0.75, 0.25]))
+    """
+    k = np.arange(runs)
+    p = 1 / folds
+    log_pmf = np.r_[0.0, np.cumsum(np.log((runs - k) / (k + 1)) + math.log(p / (1 - p)))]
+    pmf = np.exp(log_pmf - log_pmf.max())
+    pmf /= pmf.sum()
+    cdf = np.minimum(np.cumsum(pmf), 1)
+    sf = np.minimum(np.cumsum(pmf[::-1])[::-1], 1)
+    return cdf[counts], sf[counts]
+
+
+def normal_tails(counts: np.ndarray, mean: float, sd: float) -> tuple[np.ndarray, np.ndarray]:
+    """CDF and survival function of each count under ``Normal(mean, sd^2)``.
+
+    Examples
+    --------
+    >>> cdf, sf = normal_tails(np.array([10, 12]), 10.0, 2.0)
+    >>> cdf.round(4), sf.round(4)
+    (array([0.5   , 0.8413]), array([0.5   , 0.1587]))
+    """
+    values, inverse = np.unique(counts, return_inverse=True)
+    z = (values - mean) / (sd * math.sqrt(2))
+    cdf = np.array([0.5 * math.erfc(-v) for v in z])
+    sf = np.array([0.5 * math.erfc(v) for v in z])
+    return cdf[inverse], sf[inverse]
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:

@@ -116,6 +116,24 @@ def test_binomial_rule_is_bh_on_exact_binomial_p_values():
     np.testing.assert_array_equal(result.evidence["runs"], R)
 
 
+@pytest.mark.parametrize("runs, folds", [(1, 5), (300, 2), (1000, 5), (8192, 5), (4096, 10)])
+def test_binomial_tails_are_scipys_up_to_the_largest_run_count(runs, folds):
+    counts = np.arange(runs + 1)
+    cdf, sf = recov.binomial_tails(counts, runs, folds)
+    # relative precision down to the far tails (below 1e-300 both underflow)
+    np.testing.assert_allclose(cdf, stats.binom.cdf(counts, runs, 1 / folds), rtol=1e-9,
+                               atol=1e-300)
+    np.testing.assert_allclose(sf, stats.binom.sf(counts - 1, runs, 1 / folds), rtol=1e-9,
+                               atol=1e-300)  # P(X >= c)
+
+
+def test_normal_tails_are_scipys():
+    counts = np.array([3, 150, 200, 200, 260, 400])
+    cdf, sf = recov.normal_tails(counts, 200.0, 12.6)
+    np.testing.assert_allclose(cdf, stats.norm.cdf(counts, 200, 12.6), rtol=1e-12)
+    np.testing.assert_allclose(sf, stats.norm.sf(counts, 200, 12.6), rtol=1e-12)
+
+
 def test_benjamini_hochberg_matches_hand_computation():
     p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
     # p_(i) * 10 / i, then the running minimum from the top
@@ -210,6 +228,24 @@ def test_class_margin_counts_each_sample_against_its_own_class(features):
     worst = by_class.fold_metric.argmin(1)  # (R, C): the lowest mean margin of each class
     np.testing.assert_array_equal(by_class.worst_fold, worst)
     assert roc_auc_score(flipped, by_class.counts) > roc_auc_score(flipped, paper.counts)
+
+
+@pytest.mark.parametrize("n_classes", [10, 2])
+def test_readout_is_scikit_learns_logistic_regression(features, n_classes):
+    # the same objective and solver as LogisticRegression(C=1 / (l2 n)), also for two
+    # classes, where scikit-learn fits one logit and ours two; lbfgs stops each of them
+    # within its gradient tolerance of the optimum, 1e-4
+    from sklearn.linear_model import LogisticRegression
+
+    Z, given, _ = features
+    y = given % n_classes
+    scores = torch.tensor(np.random.default_rng(0).normal(size=(n_classes, len(y))) +
+                          np.eye(n_classes)[y].T, dtype=torch.float32)
+    weight, bias = recov_stage._fit_readout(scores, torch.as_tensor(y), n_classes)
+    ours = torch.softmax(weight @ scores + bias, dim=0).T.numpy()
+    theirs = LogisticRegression(C=1 / (recov_stage.READOUT_L2 * len(y)), max_iter=1000).fit(
+        scores.T.numpy(), y).predict_proba(scores.T.numpy())
+    np.testing.assert_allclose(ours, theirs, atol=1e-3)
 
 
 def test_class_worst_keeps_the_null_for_classes_smaller_than_the_folds():

@@ -114,7 +114,7 @@ class Recov:
     fold_metric: np.ndarray
     worst_fold: np.ndarray  # (R, C) the worst fold per repeat and class; -1: none counted
     metric: str  # "class_margin" or "accuracy" (cleanlab_ng.train.recov)
-    proba: np.ndarray  # (N, C) out-of-fold probabilities averaged over the repeats
+    proba: np.ndarray  # (N, C) out-of-fold probabilities averaged over the first PROBA_RUNS repeats
     l2_grid: np.ndarray  # (G,) ridge L2 strengths tried
     log_loss: np.ndarray  # (G,) out-of-fold log-loss of the first repeat, per strength
     l2: float  # the chosen strength

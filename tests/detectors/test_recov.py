@@ -1,3 +1,5 @@
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -231,21 +233,34 @@ def test_class_margin_counts_each_sample_against_its_own_class(features):
 
 
 @pytest.mark.parametrize("n_classes", [10, 2])
-def test_readout_is_scikit_learns_logistic_regression(features, n_classes):
-    # the same objective and solver as LogisticRegression(C=1 / (l2 n)), also for two
-    # classes, where scikit-learn fits one logit and ours two; lbfgs stops each of them
-    # within its gradient tolerance of the optimum, 1e-4
+def test_readout_minimises_scikit_learns_logistic_regression_objective(features, n_classes,
+                                                                        monkeypatch):
+    # LogisticRegression(C=1 / (l2 n)), also for two classes, where scikit-learn fits one
+    # logit and ours two; both solved far past their default tolerance, to the one optimum
     from sklearn.linear_model import LogisticRegression
 
     Z, given, _ = features
     y = given % n_classes
     scores = torch.tensor(np.random.default_rng(0).normal(size=(n_classes, len(y))) +
-                          np.eye(n_classes)[y].T, dtype=torch.float32)
+                          np.eye(n_classes)[y].T, dtype=torch.float64)
+    tight = functools.partial(recov_stage._lbfgs, tol=1e-9, max_iter=10_000)
+    monkeypatch.setattr(recov_stage, "_lbfgs", tight)
     weight, bias = recov_stage._fit_readout(scores, torch.as_tensor(y), n_classes)
     ours = torch.softmax(weight @ scores + bias, dim=0).T.numpy()
-    theirs = LogisticRegression(C=1 / (recov_stage.READOUT_L2 * len(y)), max_iter=1000).fit(
-        scores.T.numpy(), y).predict_proba(scores.T.numpy())
-    np.testing.assert_allclose(ours, theirs, atol=1e-3)
+    theirs = LogisticRegression(C=1 / (recov_stage.READOUT_L2 * len(y)), tol=1e-10,
+                                max_iter=10_000).fit(scores.T.numpy(), y)
+    np.testing.assert_allclose(ours, theirs.predict_proba(scores.T.numpy()), atol=1e-6)
+
+
+def test_lbfgs_solves_a_badly_conditioned_quadratic_to_its_tolerance():
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.normal(size=(30, 30)))
+    A = Q @ np.diag(np.logspace(-1, 2, 30)) @ Q.T  # condition number 1000
+    b = rng.normal(size=30)
+    x = recov_stage._lbfgs(lambda x: (0.5 * x @ A @ x - b @ x, A @ x - b), np.zeros(30),
+                           tol=1e-5)
+    assert np.abs(A @ x - b).max() < 1e-5
+    np.testing.assert_allclose(x, np.linalg.solve(A, b), atol=1e-4)
 
 
 def test_class_worst_keeps_the_null_for_classes_smaller_than_the_folds():

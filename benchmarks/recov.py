@@ -417,8 +417,9 @@ def write_results(sections: dict) -> None:
                         "paper's histogram (one worst fold per run by accuracy) with its "
                         "`bound` rule. cl = cleanlab's `find_label_issues` on the same "
                         "out-of-fold probabilities (the ridge heads' read-out, averaged over "
-                        "the first 128 recov runs). Runs: adaptive (stops when the Spearman correlation "
-                        "of the counts at R/2 and R reaches 0.99, at most 8192). `argmax_f1`: "
+                        "the first 128 recov runs). Runs: adaptive (stops when the Spearman "
+                        "correlation of the counts at R/2 and R reaches 0.99, at most 8192). "
+                        "`argmax_f1`: "
                         "flagging every sample whose averaged out-of-fold prediction is not "
                         "its given label.\n")
         lines += [table.to_markdown(), ""]

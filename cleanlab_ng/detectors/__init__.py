@@ -26,7 +26,6 @@ from ._result import DetectorResult, flag_top, mean_result
 Detector = Callable[..., DetectorResult]
 
 
-
 @cache
 def _module(name: str) -> ModuleType:
     return import_module(f".{name}", __name__)

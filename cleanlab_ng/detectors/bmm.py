@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from ..ranks import average_ranks
 from ..train.record import TrainingRecord
 from ._result import DetectorResult
 
@@ -56,7 +57,7 @@ def detect(record: TrainingRecord, *, n_iter: int = 10) -> DetectorResult:
     params = fit_beta_mixture(x[fit_set], n_iter=n_iter)
     collapsed = params is None
     posterior = np.zeros_like(x) if collapsed else lookup_posterior(x, *params)
-    tie_break = 1e-6 * stats.rankdata(loss) / len(loss)
+    tie_break = 1e-6 * average_ranks(loss) / len(loss)
     score = np.clip(posterior * (1 - 1e-6) + tie_break, 0, 1)
     diagnostics = {"epoch": int(dyn.read_epoch), "collapsed": bool(collapsed)}
     if not collapsed:

@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +39,9 @@ import cleanlab_ng
 from benchmarks.embeddings import IMAGE_SIZE, image_embeddings
 from benchmarks.foundation import SHARED, current_commit
 from benchmarks.suites import flip_labels
-from cleanlab_ng.detectors import DetectorResult, confidence_drop
+from cleanlab_ng.detectors import DetectorResult, confidence_drop, linear_separation
 from cleanlab_ng.detectors.linear_separation import normalise_features
-from cleanlab_ng.merge import MERGE_RULES, flag_top, merge_scores
+from cleanlab_ng.merge import MERGE_RULES, flag_top, merge_scores, out_of_distribution
 from cleanlab_ng.train.record import TrainingRecord, load_stage
 
 RESULTS = Path(__file__).parent / "results"
@@ -196,19 +197,21 @@ def confidence_drop_rows(name: str, run: dict, truth: np.ndarray) -> list[dict]:
     return rows
 
 
-def merge_rows(name: str, report: pd.DataFrame, truth: np.ndarray) -> list[dict]:
-    """Each detector's own flag and every merge rule, recomputed from the report columns."""
+def merge_rows(name: str, report: pd.DataFrame, truth: np.ndarray, n_flag: int) -> list[dict]:
+    """Each detector's own flag and every merge rule, recomputed from the report columns;
+    ``n_flag`` is the run's estimated count. Each rule's flags get the report's
+    out-of-distribution samples on top, as the report's own ``is_noisy`` does."""
     results = [DetectorResult(d, score=report[f"{d}_score"].to_numpy(float),
                               flag=report[f"{d}_flag"].to_numpy(bool)) for d in MERGED]
-    n_flag = int(report["is_noisy"].sum())  # the run's estimated count (no --noise-rate)
+    ood = (report["issue"] == "out_of_distribution").to_numpy()
     rows = []
     for r in results:
         rows.append({"set": name, "method": r.name, "auroc": float(roc_auc_score(truth, r.score)),
                      **flag_metrics(truth, r.flag)})
     for rule in MERGE_RULES:
         score, flag = merge_scores(results, n_flag=n_flag, rule=rule)
-        rows.append({"set": name, "method": f"merge: {rule}",
-                     "auroc": float(roc_auc_score(truth, score)), **flag_metrics(truth, flag)})
+        rows.append({"set": name, "method": f"merge: {rule}", "auroc": float(
+            roc_auc_score(truth, score)), **flag_metrics(truth, flag | ood)})
     rows.append({"set": name, "method": "(true count, rank_mean)", "auroc": np.nan,
                  **flag_metrics(truth, flag_top(merge_scores(results, n_flag=0)[0], truth.sum()))})
     return rows
@@ -254,6 +257,8 @@ def ood_experiment(work: Path, n: int, threads: int, seed: int = 0) -> dict:
     issue = rep["issue"].astype(str).to_numpy()
     auc, lo, hi = auroc_ci(foreign_mask, rep["linear_separation_score"].to_numpy())
     ceiling = linear_ceiling(np.load(root / "features.npy"), np.isin(order, foreign))
+    sweep = separation_sweep(work / "out-ood", np.load(root / "features.npy"),
+                             rep["given_label"].to_numpy(), foreign_mask, flipped)
     flagged_flips = flipped & noisy
     est = res.summary["estimated_noise_rate"]
     return {
@@ -263,6 +268,7 @@ def ood_experiment(work: Path, n: int, threads: int, seed: int = 0) -> dict:
         "flagged": int(noisy.sum()), "estimated_noise_rate": est,
         "lsa_auroc_foreign": auc, "lsa_auroc_ci": [lo, hi],
         "linear_ceiling_auroc_foreign": ceiling,
+        "separation_sweep": sweep,
         "lsa_flag_foreign_recall": float(rep["linear_separation_flag"][foreign_mask].mean()),
         "foreign_flagged": int((foreign_mask & noisy).sum()),
         "foreign_ood_share": float((issue[foreign_mask] == "out_of_distribution").mean()),
@@ -280,6 +286,30 @@ def ood_experiment(work: Path, n: int, threads: int, seed: int = 0) -> dict:
         "flagged_per_detector": {d: int(rep[f"{d}_flag"].sum()) for d in
                                  [c[:-5] for c in rep.columns if c.endswith("_flag")]},
     }
+
+
+def separation_sweep(out: Path, X: np.ndarray, given: np.ndarray, foreign: np.ndarray,
+                     flipped: np.ndarray) -> dict:
+    """linear_separation re-read from the run's record: AUROC foreign vs rest of the
+    paper's hyperplane and of the neighbourhood rule per number of neighbours, and what the
+    out-of-distribution rule types at each outlier threshold (the choices of N_NEIGHBOURS
+    and OUTLIER_Z)."""
+    names, labels = np.unique(given, return_inverse=True)
+    record = replace(load_record(out, labels, len(names)),
+                     features=(X - X.mean(0)) / np.maximum(X.std(0), 1e-12))  # as encode() does
+    key = json.loads((out / ".cleanlab-ng" / "record" / "recov.json").read_text())["key"]
+    proba = load_stage(out / ".cleanlab-ng" / "record", "recov", key).proba
+    sweep = {"hyperplane_auroc": roc_auc_score(
+        foreign, linear_separation.detect(record, separation="hyperplane").score)}
+    for k in (50, 100, 200, 400):
+        res = linear_separation.detect(record, n_neighbours=k)
+        sweep[f"neighbours_{k}_auroc"] = roc_auc_score(foreign, res.score)
+    score = linear_separation.detect(record).score
+    for z in (1.5, 2.0, 2.5, 3.0):
+        ood = out_of_distribution(linear_separation.robust_outliers(score, z), labels, proba)
+        sweep[f"z_{z}"] = {"typed_ood": int(ood.sum()), "foreign": int((ood & foreign).sum()),
+                           "flipped": int((ood & flipped).sum())}
+    return sweep
 
 
 def linear_ceiling(X: np.ndarray, foreign: np.ndarray) -> dict:
@@ -323,11 +353,12 @@ def main(argv=None) -> None:
         truth = noisy != y
         runs[name] = {"n": len(y), "true_wrong": int(truth.sum()),
                       "flagged": int(run["report"]["is_noisy"].sum()),
+                      "typed_ood": int((run["report"]["issue"] == "out_of_distribution").sum()),
                       "wall_s": round(run["wall_s"], 1),
                       "oof_accuracy": run["summary"]["proxy"]["oof_accuracy"]}
         if "aggre" not in name:
             drop += confidence_drop_rows(name, run, truth)
-        merges += merge_rows(name, run["report"], truth)
+        merges += merge_rows(name, run["report"], truth, run["summary"]["noise_count_estimate"])
         reports = CACHE / "reports"
         reports.mkdir(parents=True, exist_ok=True)  # for offline study of merge rules
         run["report"].assign(truth=truth).to_parquet(reports / f"{name.replace(' ', '_')}.parquet")

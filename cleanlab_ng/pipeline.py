@@ -256,7 +256,8 @@ def clean(
     with _timed(timings, "merge"):
         report = build_report(data.sample_ids, data.labels, data.class_names, readable,
                               record.proba, merged, n_flag=n_flag, rule=merge,
-                              baselines=[r for r in results if r.name in BASELINES])
+                              baselines=[r for r in results if r.name in BASELINES],
+                              ood_on_top=fixed is None)
     with _timed(timings, "export"):
         manifest = Manifest(out)
         keep = ~(report["is_noisy"].to_numpy() | ~readable)

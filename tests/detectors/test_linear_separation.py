@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
 from cleanlab_ng.detectors import linear_separation
+from cleanlab_ng.train.record import Dynamics, TrainingRecord
 
 
 def test_small_loss_posterior_picks_the_high_mode():
@@ -42,3 +44,54 @@ def test_no_trusted_noise_gives_zero_posterior():
     p = linear_separation.hyperplane_posteriors(Z, targets)
     np.testing.assert_array_equal(p[0], np.zeros(20))
     assert p[1, :4].mean() > p[1, 4:].mean()
+
+
+def test_nearest_neighbours_match_brute_force_cosine():
+    rng = np.random.default_rng(4)
+    Z = rng.normal(size=(300, 5))
+    got = linear_separation.nearest_neighbours(Z, 7, block=64)  # several blocks
+    U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    sim = U @ U.T
+    np.fill_diagonal(sim, -np.inf)
+    np.testing.assert_array_equal(got, np.argsort(-sim, axis=1, kind="stable")[:, :7])
+    assert linear_separation.nearest_neighbours(Z[:4], 10).shape == (4, 3)  # k capped at n - 1
+
+
+def test_robust_outliers_ignore_a_minority_of_extremes():
+    x = np.r_[np.random.default_rng(5).normal(0, 1, 1000), np.full(30, 50.0)]
+    out = linear_separation.robust_outliers(x, 2.0)
+    assert out[1000:].all() and out[:1000].mean() < 0.05
+    assert not linear_separation.robust_outliers(np.zeros(10), 2.0).any()
+
+
+def _record(Z: np.ndarray, labels: np.ndarray, loss: np.ndarray) -> TrainingRecord:
+    n, E = len(labels), 6
+    zeros = np.zeros((E, n), dtype=np.float32)
+    dyn = Dynamics(loss=np.tile(loss, (E, 1)).astype(np.float32), pred=zeros.astype(np.int32),
+                   p_given=zeros, margin=zeros, entropy=zeros, train_accuracy=np.zeros(E),
+                   snapshot_epochs=np.array([0, 2, 5]), snapshots=np.zeros((3, n, 4)),
+                   memorization_epoch=-1, read_epoch=E - 1)
+    return TrainingRecord(labels=labels, n_classes=4, dynamics=dyn, features=Z)
+
+
+def test_neighbours_single_out_the_foreign_cluster_not_the_flips():
+    # four classes and a fifth, foreign cluster labelled at random; 10 % flips in the four.
+    # Both the flips and the foreign samples have high losses: only the foreign ones sit
+    # among high-loss neighbours labelled otherwise
+    rng = np.random.default_rng(6)
+    centres = rng.normal(0, 4, size=(5, 16))
+    truth = np.repeat(np.arange(5), 150)
+    Z = centres[truth] + rng.normal(size=(750, 16))
+    labels = np.where(truth == 4, rng.integers(0, 4, 750), truth)
+    flips = rng.choice(600, 60, replace=False)
+    labels[flips] = (truth[flips] + rng.integers(1, 4, 60)) % 4
+    wrong = (labels != truth) | (truth == 4)
+    loss = np.where(wrong, rng.normal(2.5, 0.3, 750), rng.normal(0.3, 0.1, 750))
+    res = linear_separation.detect(_record(Z, labels, loss), n_neighbours=50)
+    foreign = truth == 4
+    assert res.score[foreign].min() > res.score[flips].max()
+    assert res.flag[foreign].mean() > 0.9 and res.flag[~wrong].mean() < 0.02
+    plane = linear_separation.detect(_record(Z, labels, loss), separation="hyperplane")
+    assert plane.diagnostics["separation"] == "hyperplane"
+    with pytest.raises(ValueError, match="separation"):
+        linear_separation.detect(_record(Z, labels, loss), separation="kernel")

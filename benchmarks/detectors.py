@@ -42,6 +42,7 @@ from benchmarks.suites import flip_labels
 from cleanlab_ng.detectors import DetectorResult, confidence_drop, linear_separation
 from cleanlab_ng.detectors.linear_separation import normalise_features
 from cleanlab_ng.merge import MERGE_RULES, flag_top, merge_scores, out_of_distribution
+from cleanlab_ng.outliers import robust_outliers
 from cleanlab_ng.train.record import TrainingRecord, load_stage
 
 RESULTS = Path(__file__).parent / "results"
@@ -306,7 +307,7 @@ def separation_sweep(out: Path, X: np.ndarray, given: np.ndarray, foreign: np.nd
         sweep[f"neighbours_{k}_auroc"] = roc_auc_score(foreign, res.score)
     score = linear_separation.detect(record).score
     for z in (1.5, 2.0, 2.5, 3.0):
-        ood = out_of_distribution(linear_separation.robust_outliers(score, z), labels, proba)
+        ood = out_of_distribution(robust_outliers(score, z), labels, proba)
         sweep[f"z_{z}"] = {"typed_ood": int(ood.sum()), "foreign": int((ood & foreign).sum()),
                            "flipped": int((ood & flipped).sum())}
     return sweep

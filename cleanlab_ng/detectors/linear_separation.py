@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
+from ..outliers import robust_outliers
 from ..train.heads import fit_linear_heads
 from ..train.record import TrainingRecord
 from ._result import DetectorResult
@@ -111,13 +112,6 @@ def detect(record: TrainingRecord, *, n_detections: int = N_DETECTIONS,
         evidence={"separation": p_sep, "small_loss": q_loss.mean(axis=0)},
         diagnostics={"detection_epochs": len(epochs), "separation": separation},
     )
-
-
-def robust_outliers(x: np.ndarray, z: float) -> np.ndarray:
-    """``x`` above its median by more than ``z`` robust standard deviations (1.4826 MAD)."""
-    median = np.median(x)
-    spread = 1.4826 * np.median(np.abs(x - median))
-    return x > median + z * max(spread, 1e-12)
 
 
 def normalise_features(Z: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from cleanlab_ng.detectors import linear_separation
+from cleanlab_ng.outliers import robust_outliers
 from cleanlab_ng.train.record import Dynamics, TrainingRecord
 
 
@@ -59,9 +60,9 @@ def test_nearest_neighbours_match_brute_force_cosine():
 
 def test_robust_outliers_ignore_a_minority_of_extremes():
     x = np.r_[np.random.default_rng(5).normal(0, 1, 1000), np.full(30, 50.0)]
-    out = linear_separation.robust_outliers(x, 2.0)
+    out = robust_outliers(x, 2.0)
     assert out[1000:].all() and out[:1000].mean() < 0.05
-    assert not linear_separation.robust_outliers(np.zeros(10), 2.0).any()
+    assert not robust_outliers(np.zeros(10), 2.0).any()
 
 
 def _record(Z: np.ndarray, labels: np.ndarray, loss: np.ndarray) -> TrainingRecord:

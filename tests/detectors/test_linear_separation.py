@@ -96,3 +96,19 @@ def test_neighbours_single_out_the_foreign_cluster_not_the_flips():
     assert plane.diagnostics["separation"] == "hyperplane"
     with pytest.raises(ValueError, match="separation"):
         linear_separation.detect(_record(Z, labels, loss), separation="kernel")
+
+
+def test_neighbours_among_a_reference_subset():
+    rng = np.random.default_rng(7)
+    Z = rng.normal(size=(200, 4))
+    ref = np.sort(rng.choice(200, 80, replace=False))
+    got = linear_separation.nearest_neighbours(Z, 5, reference=ref, block=32)
+    U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    sim = U @ U[ref].T
+    sim[ref, np.arange(80)] = -np.inf
+    np.testing.assert_array_equal(got, ref[np.argsort(-sim, axis=1, kind="stable")[:, :5]])
+    np.testing.assert_array_equal(linear_separation.nearest_neighbours(Z, 5),
+                                  linear_separation.nearest_neighbours(Z, 5, np.arange(200)))
+    k, subset = linear_separation._reference(50_000, 200)
+    assert k == 80 and len(np.unique(subset)) == linear_separation.MAX_REFERENCE
+    assert linear_separation._reference(500, 200) == (200, None)

@@ -125,3 +125,29 @@ def test_noise_count_on_a_planted_confident_joint():
     cj = confident_joint(labels, proba)
     assert cj.sum() == pytest.approx(200) and cj.sum() - np.trace(cj) == pytest.approx(20)
     assert estimate_noise_count(labels, proba) == 20
+
+
+def test_out_of_distribution_on_top_of_the_count_only_when_strongly_singled_out():
+    # 40 samples of three classes; sample 0 is the merged top pick, samples 1 and 2 are
+    # singled out by the separation and no class explains them (uniform probabilities);
+    # sample 2's separation score stays below OOD_ON_TOP_MIN
+    n = 40
+    labels = np.arange(n) % 3
+    proba = np.full((n, 3), 0.02)
+    proba[np.arange(n), labels] = 0.96
+    proba[[1, 2]] = 1 / 3
+    merged = _result("bmm", np.r_[1.0, np.linspace(0.4, 0.0, n - 1)])
+    sep = np.full(n, 0.05) + np.linspace(0, 0.01, n)
+    sep[1], sep[2] = 0.6, 0.2
+    # a constant score leaves the merged order to bmm; the on-top rule reads the evidence
+    separation = DetectorResult("linear_separation", score=np.zeros(n), flag=sep > 0.1,
+                                evidence={"separation": sep})
+    ids = np.array([str(i) for i in range(n)], dtype=object)
+    report = build_report(ids, labels, [0, 1, 2], np.ones(n, bool), proba,
+                          [merged, separation], n_flag=1, rule="rank_mean")
+    assert report["is_noisy"].tolist()[:3] == [True, True, False]
+    assert report["issue"].tolist()[:3] == ["mislabeled", "out_of_distribution", "clean"]
+    assert list(report["suggested_label"])[1] == labels[1]  # removed, not relabelled
+    fixed = build_report(ids, labels, [0, 1, 2], np.ones(n, bool), proba,
+                         [merged, separation], n_flag=1, rule="rank_mean", ood_on_top=False)
+    assert fixed["is_noisy"].sum() == 1

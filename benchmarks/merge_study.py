@@ -34,7 +34,7 @@ from cleanlab_ng.noise_count import W0, W1, estimate_noise_count
 
 RESULTS = Path(__file__).parent / "results"
 DETECTORS = ("bmm", "recov", "late_stopping", "confidence_drop", "linear_separation")
-OVERLAP_POWERS = (1, 2, 4, 8, 16, 32)  # the sweep behind merge.OVERLAP_POWER
+OVERLAP_POWERS = (1, 2, 4, 8, 16, 32, 64)  # the sweep behind merge.OVERLAP_POWER
 
 
 def kept_runs() -> list[tuple[str, str, pd.DataFrame, np.ndarray]]:

@@ -101,7 +101,7 @@ def detect(record: TrainingRecord, *, n_detections: int = N_DETECTIONS,
     if separation == "neighbours":
         near = nearest_neighbours(Z, *_reference(len(Z), n_neighbours))
         other_label = (record.labels[near] != record.labels[:, None]).mean(axis=1)
-        p_sep = q_linear[:, near].mean(axis=2).mean(axis=0) * other_label
+        p_sep = q_linear.mean(axis=0)[near].mean(axis=1) * other_label
         score, flag = p_sep, robust_outliers(p_sep, OUTLIER_Z)
     elif separation == "hyperplane":
         # the hyperplanes are independent fits, so they are fitted together

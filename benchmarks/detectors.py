@@ -41,6 +41,7 @@ from benchmarks.foundation import SHARED, current_commit
 from benchmarks.suites import flip_labels
 from cleanlab_ng.detectors import DetectorResult, confidence_drop, linear_separation
 from cleanlab_ng.detectors.linear_separation import normalise_features
+from cleanlab_ng.features import _standardise
 from cleanlab_ng.merge import MERGE_RULES, flag_top, merge_scores, out_of_distribution
 from cleanlab_ng.outliers import robust_outliers
 from cleanlab_ng.train.record import TrainingRecord, load_stage
@@ -293,16 +294,17 @@ def separation_sweep(out: Path, X: np.ndarray, given: np.ndarray, foreign: np.nd
     out-of-distribution rule types at each outlier threshold (the choices of N_NEIGHBOURS
     and OUTLIER_Z)."""
     names, labels = np.unique(given, return_inverse=True)
-    record = replace(load_record(out, labels, len(names)),
-                     features=(X - X.mean(0)) / np.maximum(X.std(0), 1e-12))  # as encode() does
+    # the record keeps no features: the run's are the .npy standardised as encode() does
+    record = replace(load_record(out, labels, len(names)), features=_standardise(X))
     key = json.loads((out / ".cleanlab-ng" / "record" / "recov.json").read_text())["key"]
     proba = load_stage(out / ".cleanlab-ng" / "record", "recov", key).proba
     sweep = {"hyperplane_auroc": roc_auc_score(
         foreign, linear_separation.detect(record, separation="hyperplane").score)}
-    for k in (50, 100, 200, 400):
-        res = linear_separation.detect(record, n_neighbours=k)
-        sweep[f"neighbours_{k}_auroc"] = roc_auc_score(foreign, res.score)
-    score = linear_separation.detect(record).score
+    scores = {k: linear_separation.detect(record, n_neighbours=k).score
+              for k in (50, 100, 200, 400)}
+    for k, score in scores.items():
+        sweep[f"neighbours_{k}_auroc"] = roc_auc_score(foreign, score)
+    score = scores[linear_separation.N_NEIGHBOURS]
     for z in (1.5, 2.0, 2.5, 3.0):
         ood = out_of_distribution(robust_outliers(score, z), labels, proba)
         sweep[f"z_{z}"] = {"typed_ood": int(ood.sum()), "foreign": int((ood & foreign).sum()),

@@ -85,3 +85,18 @@ def test_detectors_benchmark_reads_a_saved_record_with_several_proxy_runs(tmp_pa
     record = load_record(tmp_path / "out", labels, int(labels.max()) + 1)
     assert record.dynamics.loss.shape == (4, len(labels))
     assert confidence_drop.snapshot_drop(record).shape == (len(labels),)
+
+
+def test_supervised_ceiling_counts_in_distribution_samples_at_80_percent_recall():
+    from benchmarks.detectors import supervised_ceiling
+
+    rng = np.random.default_rng(0)
+    foreign = np.arange(300) < 30
+    X = rng.normal(size=(300, 4))
+    X[foreign, 0] += 6.0  # the foreign samples stand apart on one axis
+    ours = np.where(foreign, 0.2, 0.5)  # a score that ranks them last
+    out = supervised_ceiling(X, foreign, ours)
+    assert out["logistic C=1.0"]["auroc"] > 0.99
+    assert out["logistic C=1.0"]["in_distribution_at_80pct"] <= 5
+    assert out["linear_separation_score (no truth)"] == {"auroc": 0.0,
+                                                          "in_distribution_at_80pct": 270}

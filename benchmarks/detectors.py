@@ -42,9 +42,9 @@ from benchmarks.embeddings import IMAGE_SIZE, image_embeddings
 from benchmarks.foundation import SHARED, current_commit
 from benchmarks.suites import flip_labels
 from cleanlab_ng.detectors import DetectorResult, confidence_drop, linear_separation
-from cleanlab_ng.detectors.linear_separation import normalise_features
 from cleanlab_ng.features import _standardise
 from cleanlab_ng.merge import MERGE_RULES, merge_scores, out_of_distribution
+from cleanlab_ng.neighbours import normalise_features
 from cleanlab_ng.outliers import robust_outliers
 from cleanlab_ng.train.record import TrainingRecord, load_stage
 

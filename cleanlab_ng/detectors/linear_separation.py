@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
+from ..neighbours import nearest_neighbours, normalise_features, reference_subset
 from ..outliers import robust_outliers
 from ..train.heads import fit_linear_heads
 from ..train.record import TrainingRecord
@@ -58,9 +59,6 @@ N_NEIGHBOURS = 200  # our choice, from 50-400 in benchmarks/detectors.py (b)
 # types more in-distribution samples out of distribution than it adds foreign ones
 OUTLIER_Z = 2.0
 SEPARATIONS = ("neighbours", "hyperplane")
-# our choice: the neighbour search costs n x references x features, so beyond 20,000 samples
-# it grows linearly in n instead of quadratically
-MAX_REFERENCE = 20_000
 
 
 def detect(record: TrainingRecord, *, n_detections: int = N_DETECTIONS,
@@ -99,7 +97,7 @@ def detect(record: TrainingRecord, *, n_detections: int = N_DETECTIONS,
     q_linear = q[0::2]  # even detections are the separation's, odd ones the loss flag's
     q_loss = q[1::2] if len(q) > 1 else q_linear
     if separation == "neighbours":
-        near = nearest_neighbours(Z, *_reference(len(Z), n_neighbours))
+        near = nearest_neighbours(Z, *reference_subset(len(Z), n_neighbours))
         other_label = (record.labels[near] != record.labels[:, None]).mean(axis=1)
         p_sep = q_linear.mean(axis=0)[near].mean(axis=1) * other_label
         score, flag = p_sep, robust_outliers(p_sep, OUTLIER_Z)
@@ -117,21 +115,6 @@ def detect(record: TrainingRecord, *, n_detections: int = N_DETECTIONS,
     )
 
 
-def _reference(n: int, k: int) -> tuple[int, np.ndarray | None]:
-    """Above MAX_REFERENCE samples, neighbours are looked up in a fixed random subset, with
-    k scaled down so that a neighbourhood keeps its radius (a share k / n of the data)."""
-    if n <= MAX_REFERENCE:
-        return k, None
-    subset = np.sort(np.random.default_rng(0).choice(n, MAX_REFERENCE, replace=False))
-    return max(10, round(k * MAX_REFERENCE / n)), subset
-
-
-def normalise_features(Z: np.ndarray) -> np.ndarray:
-    """L2-normalise every row, then z-score every column (trainers.py L400-405)."""
-    Z = Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
-    return (Z - Z.mean(0)) / np.maximum(Z.std(0), 1e-12)
-
-
 def small_loss_posterior(loss: np.ndarray) -> np.ndarray:
     """Posterior of the high-mean component of a 2-GMM on min-max normalised losses."""
     span = loss.max() - loss.min()
@@ -140,34 +123,6 @@ def small_loss_posterior(loss: np.ndarray) -> np.ndarray:
     x = ((loss - loss.min()) / span)[:, None]
     gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=0).fit(x)
     return gmm.predict_proba(x)[:, int(np.argmax(gmm.means_[:, 0]))]
-
-
-def nearest_neighbours(Z: np.ndarray, k: int, reference: np.ndarray | None = None,
-                       block: int = 2048) -> np.ndarray:
-    """Indices (n_samples, k) of each row's ``k`` nearest other rows by cosine similarity,
-    nearest first, looked up among the rows ``reference`` (sorted indices; default all).
-
-    ``k`` is capped at the number of candidates. Computed a block of rows at a time, so
-    memory stays ``block * len(reference)`` however large n is; the time is
-    O(n * len(reference) * n_features).
-    """
-    X = torch.as_tensor(Z, dtype=torch.float32)
-    X = X / X.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    n = len(X)
-    ref = np.arange(n) if reference is None else np.asarray(reference)
-    position = np.full(n, -1)
-    position[ref] = np.arange(len(ref))
-    k = max(min(int(k), len(ref) - 1), 1)
-    out = np.empty((n, k), dtype=np.int64)
-    with torch.no_grad():
-        R = X[torch.as_tensor(ref)]
-        for start in range(0, n, block):
-            sim = X[start:start + block] @ R.T
-            pos = torch.as_tensor(position[start:start + len(sim)])
-            rows = torch.nonzero(pos >= 0).flatten()
-            sim[rows, pos[rows]] = -torch.inf  # a sample is not its own neighbour
-            out[start:start + len(sim)] = ref[sim.topk(k, dim=1).indices.numpy()]
-    return out
 
 
 def hyperplane_posteriors(Z: np.ndarray, noisy: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from cleanlab_ng.detectors import linear_separation
+from cleanlab_ng.neighbours import normalise_features
 from cleanlab_ng.outliers import robust_outliers
 from cleanlab_ng.train.record import Dynamics, TrainingRecord
 
@@ -20,7 +21,7 @@ def test_hyperplane_generalises_from_a_partial_trusted_set():
     Z[:50, 0] += 6
     trusted = np.zeros(500, bool)
     trusted[:25] = True
-    p = linear_separation.hyperplane_posteriors(linear_separation.normalise_features(Z),
+    p = linear_separation.hyperplane_posteriors(normalise_features(Z),
                                                 trusted[None])[0]
     assert (p[25:50] > 0.5).mean() > 0.9  # the untrusted outliers are found
     assert (p[50:] > 0.5).mean() < 0.05
@@ -28,7 +29,7 @@ def test_hyperplane_generalises_from_a_partial_trusted_set():
 
 def test_hyperplanes_fitted_together_match_one_at_a_time():
     rng = np.random.default_rng(3)
-    Z = linear_separation.normalise_features(rng.normal(size=(400, 6)) + np.r_[
+    Z = normalise_features(rng.normal(size=(400, 6)) + np.r_[
         np.zeros((360, 6)), np.full((40, 6), 1.5)])
     targets = np.zeros((3, 400), bool)
     targets[0, 360:380] = targets[1, 370:400] = targets[2, :5] = True
@@ -45,17 +46,6 @@ def test_no_trusted_noise_gives_zero_posterior():
     p = linear_separation.hyperplane_posteriors(Z, targets)
     np.testing.assert_array_equal(p[0], np.zeros(20))
     assert p[1, :4].mean() > p[1, 4:].mean()
-
-
-def test_nearest_neighbours_match_brute_force_cosine():
-    rng = np.random.default_rng(4)
-    Z = rng.normal(size=(300, 5))
-    got = linear_separation.nearest_neighbours(Z, 7, block=64)  # several blocks
-    U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
-    sim = U @ U.T
-    np.fill_diagonal(sim, -np.inf)
-    np.testing.assert_array_equal(got, np.argsort(-sim, axis=1, kind="stable")[:, :7])
-    assert linear_separation.nearest_neighbours(Z[:4], 10).shape == (4, 3)  # k capped at n - 1
 
 
 def test_robust_outliers_ignore_a_minority_of_extremes():
@@ -96,19 +86,3 @@ def test_neighbours_single_out_the_foreign_cluster_not_the_flips():
     assert plane.diagnostics["separation"] == "hyperplane"
     with pytest.raises(ValueError, match="separation"):
         linear_separation.detect(_record(Z, labels, loss), separation="kernel")
-
-
-def test_neighbours_among_a_reference_subset():
-    rng = np.random.default_rng(7)
-    Z = rng.normal(size=(200, 4))
-    ref = np.sort(rng.choice(200, 80, replace=False))
-    got = linear_separation.nearest_neighbours(Z, 5, reference=ref, block=32)
-    U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
-    sim = U @ U[ref].T
-    sim[ref, np.arange(80)] = -np.inf
-    np.testing.assert_array_equal(got, ref[np.argsort(-sim, axis=1, kind="stable")[:, :5]])
-    np.testing.assert_array_equal(linear_separation.nearest_neighbours(Z, 5),
-                                  linear_separation.nearest_neighbours(Z, 5, np.arange(200)))
-    k, subset = linear_separation._reference(50_000, 200)
-    assert k == 80 and len(np.unique(subset)) == linear_separation.MAX_REFERENCE
-    assert linear_separation._reference(500, 200) == (200, None)

@@ -1,0 +1,75 @@
+"""Nearest neighbours in the feature space, and what the labels around a sample say.
+
+``linear_separation`` carries its small-loss split over each sample's neighbours; the
+merge weighs the detectors against the plainest label-noise signal there is, the share of
+a sample's nearest neighbours labelled otherwise (:func:`label_disagreement`), which needs
+no training and so does not share the proxy's mistakes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# our choice: the neighbour search costs n x references x features, so beyond 20,000 samples
+# it grows linearly in n instead of quadratically
+MAX_REFERENCE = 20_000
+
+
+def normalise_features(Z: np.ndarray) -> np.ndarray:
+    """L2-normalise every row, then z-score every column (LSA, trainers.py L400-405)."""
+    Z = Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+    return (Z - Z.mean(0)) / np.maximum(Z.std(0), 1e-12)
+
+
+def reference_subset(n: int, k: int) -> tuple[int, np.ndarray | None]:
+    """Above MAX_REFERENCE samples, neighbours are looked up in a fixed random subset, with
+    k scaled down (to no fewer than 10) so that a neighbourhood keeps its radius (a share
+    k / n of the data)."""
+    if n <= MAX_REFERENCE:
+        return k, None
+    subset = np.sort(np.random.default_rng(0).choice(n, MAX_REFERENCE, replace=False))
+    return max(min(k, 10), round(k * MAX_REFERENCE / n)), subset
+
+
+def nearest_neighbours(Z: np.ndarray, k: int, reference: np.ndarray | None = None,
+                       block: int = 2048) -> np.ndarray:
+    """Indices (n_samples, k) of each row's ``k`` nearest other rows by cosine similarity,
+    nearest first, looked up among the rows ``reference`` (sorted indices; default all).
+
+    ``k`` is capped at the number of candidates. Computed a block of rows at a time, so
+    memory stays ``block * len(reference)`` however large n is; the time is
+    O(n * len(reference) * n_features).
+    """
+    X = torch.as_tensor(Z, dtype=torch.float32)
+    X = X / X.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    n = len(X)
+    ref = np.arange(n) if reference is None else np.asarray(reference)
+    position = np.full(n, -1)
+    position[ref] = np.arange(len(ref))
+    k = max(min(int(k), len(ref) - 1), 1)
+    out = np.empty((n, k), dtype=np.int64)
+    with torch.no_grad():
+        R = X[torch.as_tensor(ref)]
+        for start in range(0, n, block):
+            sim = X[start:start + block] @ R.T
+            pos = torch.as_tensor(position[start:start + len(sim)])
+            rows = torch.nonzero(pos >= 0).flatten()
+            sim[rows, pos[rows]] = -torch.inf  # a sample is not its own neighbour
+            out[start:start + len(sim)] = ref[sim.topk(k, dim=1).indices.numpy()]
+    return out
+
+
+def label_disagreement(features: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
+    """Share of each sample's ``k`` nearest neighbours (cosine, on
+    :func:`normalise_features`) whose label is not the sample's own, in [0, 1].
+
+    Examples
+    --------
+    >>> Z = np.array([[0., 1.], [.1, 1.], [.2, 1.], [1., 0.], [1., .1], [1., .2]])
+    >>> label_disagreement(Z, np.array([0, 0, 1, 1, 1, 1]), k=2)
+    array([0.5, 0.5, 1. , 0. , 0. , 0. ])
+    """
+    labels = np.asarray(labels)
+    near = nearest_neighbours(normalise_features(features), *reference_subset(len(labels), k))
+    return (labels[near] != labels[:, None]).mean(axis=1)

@@ -1,0 +1,45 @@
+import numpy as np
+
+from cleanlab_ng import neighbours
+
+
+def test_nearest_neighbours_match_brute_force_cosine():
+    rng = np.random.default_rng(4)
+    Z = rng.normal(size=(300, 5))
+    got = neighbours.nearest_neighbours(Z, 7, block=64)  # several blocks
+    U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    sim = U @ U.T
+    np.fill_diagonal(sim, -np.inf)
+    np.testing.assert_array_equal(got, np.argsort(-sim, axis=1, kind="stable")[:, :7])
+    assert neighbours.nearest_neighbours(Z[:4], 10).shape == (4, 3)  # k capped at n - 1
+
+
+def test_neighbours_among_a_reference_subset():
+    rng = np.random.default_rng(7)
+    Z = rng.normal(size=(200, 4))
+    ref = np.sort(rng.choice(200, 80, replace=False))
+    got = neighbours.nearest_neighbours(Z, 5, reference=ref, block=32)
+    U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    sim = U @ U[ref].T
+    sim[ref, np.arange(80)] = -np.inf
+    np.testing.assert_array_equal(got, ref[np.argsort(-sim, axis=1, kind="stable")[:, :5]])
+    np.testing.assert_array_equal(neighbours.nearest_neighbours(Z, 5),
+                                  neighbours.nearest_neighbours(Z, 5, np.arange(200)))
+    k, subset = neighbours.reference_subset(50_000, 200)
+    assert k == 80 and len(np.unique(subset)) == neighbours.MAX_REFERENCE
+    assert neighbours.reference_subset(500, 200) == (200, None)
+    assert neighbours.reference_subset(50_000, 10)[0] == 10  # never more than asked
+
+
+def test_label_disagreement_is_the_share_of_neighbours_labelled_otherwise():
+    rng = np.random.default_rng(3)
+    centres = np.eye(3) * 8
+    labels = np.repeat(np.arange(3), 50)
+    Z = centres[labels] + rng.normal(size=(150, 3))
+    given = labels.copy()
+    given[[0, 60, 120]] = [1, 2, 0]  # one flip per cluster
+    d = neighbours.label_disagreement(Z, given, k=10)
+    assert d.shape == (150,) and d.min() >= 0 and d.max() <= 1
+    assert np.all(d[[0, 60, 120]] == 1.0)  # its neighbours all keep the cluster's label
+    others = np.delete(d, [0, 60, 120])
+    assert others.max() <= 0.1  # at most the one flip among ten neighbours

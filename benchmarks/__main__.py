@@ -92,7 +92,7 @@ def keep_for_study(suite: str, label_set, report: pd.DataFrame, proba: np.ndarra
     slug = label_set.name.replace(" ", "_").replace("%", "") + (
         f"_draw{label_set.draw}" if label_set.draw else "")
     columns = [c for c in report.columns if c.endswith(("_score", "_flag"))]
-    frame = report[columns + ["is_noisy", "predicted_label"]].assign(
+    frame = report[columns + ["neighbour_disagreement", "is_noisy", "predicted_label"]].assign(
         given=label_set.given, wrong=label_set.wrong, real=label_set.real)
     frame.to_parquet(folder / f"{slug}.parquet")
     np.save(folder / f"{slug}.proba.npy", proba)

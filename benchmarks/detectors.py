@@ -54,7 +54,7 @@ CIFAR = SHARED / "cifar10n"
 DETECTORS = "bmm,late_stopping,confidence_drop,linear_separation"
 MERGED = DETECTORS.split(",")
 NOISE_RATE = 0.2
-TRUE_COUNT = "merge: overlap at the true count"
+TRUE_COUNT = "merge: referee at the true count"
 N_BOOT = 1000
 
 # The reading of the numbers (one seed); rewrite it when they change.
@@ -218,16 +218,17 @@ def merge_rows(name: str, report: pd.DataFrame, truth: np.ndarray, n_flag: int) 
     results = [DetectorResult(d, score=report[f"{d}_score"].to_numpy(float),
                               flag=report[f"{d}_flag"].to_numpy(bool)) for d in MERGED]
     ood = (report["issue"] == "out_of_distribution").to_numpy()
+    referee = report["neighbour_disagreement"].to_numpy(float)
     rows = []
     for r in results:
         rows.append({"set": name, "method": r.name, "auroc": float(roc_auc_score(truth, r.score)),
                      **flag_metrics(truth, r.flag)})
     for rule in MERGE_RULES:
-        score, flag = merge_scores(results, n_flag=n_flag, rule=rule)
+        score, flag = merge_scores(results, n_flag=n_flag, rule=rule, referee=referee)
         rows.append({"set": name, "method": f"merge: {rule}", "auroc": float(
             roc_auc_score(truth, score)), **flag_metrics(truth, flag | ood)})
     # the default rule as if the estimated count were exact: what the count costs
-    _, flag = merge_scores(results, n_flag=int(truth.sum()), rule="overlap")
+    _, flag = merge_scores(results, n_flag=int(truth.sum()), referee=referee)
     rows.append({"set": name, "method": TRUE_COUNT, "auroc": np.nan,
                  **flag_metrics(truth, flag | ood)})
     return rows

@@ -6,8 +6,9 @@ Reads what ``python -m benchmarks run`` kept under ``benchmarks/.cache/reports/`
 detector's score and flag, the truth, the out-of-fold probabilities), recomputes every merge
 rule of ``cleanlab_ng.merge`` with the shipped count, and every count estimator of
 ``cleanlab_ng.noise_count``, and writes ``benchmarks/results/merge_study.md`` and ``.json``.
-Synthetic sets choose; real-noise sets only check. ``merge:overlap^p`` is the ``overlap`` rule
-with the weights' power ``p``, the sweep that chose ``cleanlab_ng.merge.OVERLAP_POWER``.
+Synthetic sets choose; real-noise sets only check. ``merge:overlap^p`` and
+``merge:referee^p`` are those rules with the weights' power ``p``, the sweeps that chose
+``cleanlab_ng.merge.OVERLAP_POWER`` and ``REFEREE_POWER``.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from cleanlab_ng.merge import (
     merge_scores,
     overlap_weights,
     rank_normalise,
+    referee_weights,
 )
 from cleanlab_ng.noise_count import W0, W1, estimate_noise_count
 
 RESULTS = Path(__file__).parent / "results"
 DETECTORS = ("bmm", "recov", "late_stopping", "confidence_drop", "linear_separation")
 OVERLAP_POWERS = (1, 2, 4, 8, 16, 32, 64)  # the sweep behind merge.OVERLAP_POWER
+REFEREE_POWERS = (4, 8, 16, 32, 64)  # the sweep behind merge.REFEREE_POWER
 
 
 def kept_runs() -> list[tuple[str, str, pd.DataFrame, np.ndarray]]:
@@ -60,8 +63,9 @@ def study(runs: list) -> list[dict]:
             rows.append({**base, "method": r.name, **score(wrong, r.flag, r.score)})
         rows.append({**base, "method": "cleanlab", **score(
             wrong, frame["cl_flag"].to_numpy(bool), frame["cl_score"].to_numpy(float))})
+        referee = frame["neighbour_disagreement"].to_numpy(float)
         for rule in MERGE_RULES:
-            merged, flag = merge_scores(results, n_flag=count, rule=rule)
+            merged, flag = merge_scores(results, n_flag=count, rule=rule, referee=referee)
             rows.append({**base, "method": f"merge:{rule}", **score(wrong, flag, merged)})
             rows.append({**base, "method": f"merge:{rule}@true_count",
                          **score(wrong, flag_top(merged, wrong.sum()), merged)})
@@ -69,6 +73,10 @@ def study(runs: list) -> list[dict]:
         for power in OVERLAP_POWERS:
             merged = overlap_weights(ranks, count, power) @ ranks
             rows.append({**base, "method": f"merge:overlap^{power}",
+                         **score(wrong, flag_top(merged, count), merged)})
+        for power in REFEREE_POWERS:
+            merged = referee_weights(ranks, referee, count, power) @ ranks
+            rows.append({**base, "method": f"merge:referee^{power}",
                          **score(wrong, flag_top(merged, count), merged)})
     return rows
 

@@ -1,14 +1,19 @@
 """Combine the detectors' results into one noise score and one decision per sample.
 
 The detectors' scores are calibrated differently (posteriors, rank percentiles, null CDFs:
-detectors.md §7.3), so they are merged on ranks, never on raw values; by default each
-detector's ranks are weighted by how much of what it would flag the other detectors would
-flag too (``overlap``, chosen over ``agreement``, the plain rank mean and the vote on the
-synthetic sets of ``benchmarks/merge_study.py`` and checked on its real-noise sets). The
-number flagged is one estimate of how many labels are wrong, the same number the summary
-reports. The out-of-fold probabilities feed ``predicted_label`` / ``suggested_label`` only:
-they are not a detector, so the merged result is never confident learning under another
-name.
+detectors.md §7.3), so they are merged on ranks, never on raw values. By default each
+detector's ranks are weighted by how much of what it would flag a referee would flag too
+(``referee``): the share of each sample's nearest neighbours labelled otherwise
+(:func:`cleanlab_ng.neighbours.label_disagreement`), a signal that needs no training. Four of
+the five detectors read the same proxy trained on the given labels, so where the proxy
+learns the noise (pair noise at 40 %) they agree with each other on the wrong samples, and a
+rule that rewards agreement among them (``overlap``, ``agreement``) follows them; the
+referee shares none of their training. Chosen over ``overlap``, ``agreement``, the plain
+rank mean and the vote on the synthetic sets of ``benchmarks/merge_study.py`` and checked
+on its real-noise sets. The referee only weighs: it never enters the score. The number
+flagged is one estimate of how many labels are wrong, the same number the summary reports.
+The out-of-fold probabilities feed ``predicted_label`` / ``suggested_label`` only: they are
+not a detector, so the merged result is never confident learning under another name.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from .ranks import average_ranks
 # Since linear_separation scores samples no class explains, it shares little of the others'
 # top and gets no weight; the weak detectors of a dataset still kept some at 8.
 OVERLAP_POWER = 32
+# our choice, from 16, 32 and 64 in benchmarks/merge_study.py (its "referee" sweep): mean F1
+# on the synthetic sets rises to 32 and is flat beyond, as for OVERLAP_POWER
+REFEREE_POWER = 32
 # A sample no class explains is flagged beyond the estimated count only when its separation
 # score is OOD_ON_TOP_Z robust standard deviations out (linear_separation flags at 2) *and*
 # above OOD_ON_TOP_MIN. Our choices: on CIFAR-10N aggre, which has no foreign images,
@@ -51,7 +59,8 @@ def rank_normalise(score: np.ndarray) -> np.ndarray:
 
 
 def merge_scores(
-    results: list[DetectorResult], *, n_flag: int, rule: str = "overlap"
+    results: list[DetectorResult], *, n_flag: int, rule: str = "referee",
+    referee: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One noise score in [0, 1] (higher = more likely mislabeled) and one flag per sample.
 
@@ -61,7 +70,7 @@ def merge_scores(
         At least one, all over the same samples.
     n_flag : int
         How many samples to flag (the estimated number of wrong labels).
-    rule : {"overlap", "agreement", "rank_mean", "vote"}, default="overlap"
+    rule : {"referee", "overlap", "agreement", "rank_mean", "vote"}, default="referee"
         ``rank_mean``: mean of the rank-normalised scores, the ``n_flag`` highest flagged.
         ``vote``: a sample is flagged when more than half of the detectors flag it (each by
         its own rule); the score is the share of votes, ties broken by the rank mean.
@@ -70,6 +79,11 @@ def merge_scores(
         at odds with the rest on this dataset counts less; no ground truth is used.
         ``overlap``: as ``agreement``, but the agreement is measured where the decision is
         made, on the ``n_flag`` samples each detector ranks highest (:func:`overlap_weights`).
+        ``referee``: as ``overlap``, but each detector's top is compared with the top of
+        ``referee`` instead of the other detectors' (:func:`referee_weights`).
+    referee : ndarray of shape (n_samples,), optional
+        Higher = more likely mislabeled, from outside the detectors (the pipeline passes
+        :func:`cleanlab_ng.neighbours.label_disagreement`). Required by ``referee``.
 
     Returns
     -------
@@ -84,6 +98,10 @@ def merge_scores(
         ranks = agreement_weights(all_ranks) @ all_ranks
     if rule == "overlap":
         ranks = overlap_weights(all_ranks, n_flag) @ all_ranks
+    if rule == "referee":
+        if referee is None:
+            raise ValueError("the referee rule needs a referee score (label_disagreement)")
+        ranks = referee_weights(all_ranks, referee, n_flag) @ all_ranks
     if rule == "vote":
         votes = np.mean([r.flag for r in results], axis=0)
         # the rank mean only reorders samples with the same share of votes
@@ -142,13 +160,48 @@ def overlap_weights(ranks: np.ndarray, n_top: int, power: float = OVERLAP_POWER)
     if k == 1 or n_top < 1:
         return np.full(k, 1 / k)
     m = min(int(n_top), n)
-    top = np.zeros((k, n), dtype=bool)
-    np.put_along_axis(top, np.argsort(-ranks, axis=1, kind="stable")[:, :m], True, axis=1)
+    top = _top(ranks, m)
     shared = (top[:, None, :] & top[None, :, :]).sum(axis=2) / m  # (k, k), diagonal 1
     w = ((shared.sum(axis=1) - 1) / (k - 1)) ** power
     if w.sum() <= 0:
         return np.full(k, 1 / k)
     return w / w.sum()
+
+
+def referee_weights(ranks: np.ndarray, referee: np.ndarray, n_top: int,
+                    power: float = REFEREE_POWER) -> np.ndarray:
+    """Weights summing to 1: how much of each detector's top ``n_top`` the referee shares.
+
+    ``ranks`` is (n_detectors, n_samples), ``referee`` (n_samples,), higher = more likely
+    mislabeled. A detector's weight is the share of its ``n_top`` highest-ranked samples
+    that are among the referee's ``n_top`` highest, raised to ``power``. If the referee's
+    mistakes are independent of the detectors', the share grows with the detector's own
+    precision, whether or not the other detectors make its mistakes too. With one
+    detector, ``n_top`` < 1, or no overlap at all, the weights are equal.
+
+    Examples
+    --------
+    >>> r = np.array([[.25, .5, .75, 1.], [1., .75, .5, .25]])
+    >>> referee_weights(r, np.array([0., .1, .8, .9]), 2, power=1)
+    array([1., 0.])
+    """
+    k, n = ranks.shape
+    if k == 1 or n_top < 1:
+        return np.full(k, 1 / k)
+    m = min(int(n_top), n)
+    top = _top(ranks, m)
+    judged = _top(np.asarray(referee, dtype=float)[None], m)[0]
+    w = ((top & judged).sum(axis=1) / m) ** power
+    if w.sum() <= 0:
+        return np.full(k, 1 / k)
+    return w / w.sum()
+
+
+def _top(ranks: np.ndarray, m: int) -> np.ndarray:
+    """(k, n) bool: each row's ``m`` highest entries, ties broken by position."""
+    top = np.zeros(ranks.shape, dtype=bool)
+    np.put_along_axis(top, np.argsort(-ranks, axis=1, kind="stable")[:, :m], True, axis=1)
+    return top
 
 
 def build_report(
@@ -160,15 +213,17 @@ def build_report(
     results: list[DetectorResult],
     *,
     n_flag: int,
-    rule: str = "overlap",
+    rule: str = "referee",
+    referee: np.ndarray | None = None,
     baselines: list[DetectorResult] = (),
     ood_on_top: bool = True,
 ) -> pd.DataFrame:
     """The per-sample report: one row per sample, readable or not.
 
-    ``oof_proba`` and the results cover the readable samples only; unreadable rows get
-    ``issue = "unreadable"``, no scores, and are never ``is_noisy``. ``results`` are merged
-    into ``noise_score`` and ``is_noisy``; ``baselines`` only get their columns, for
+    ``oof_proba``, ``referee`` and the results cover the readable samples only; unreadable
+    rows get ``issue = "unreadable"``, no scores, and are never ``is_noisy``. ``results``
+    are merged into ``noise_score`` and ``is_noisy`` (weighed against ``referee``, which
+    gets the column ``neighbour_disagreement``); ``baselines`` only get their columns, for
     comparison. The ``n_flag`` highest merged scores are flagged; the flagged samples that
     ``linear_separation`` flags and no class explains are ``out_of_distribution``, and with
     ``ood_on_top`` so are those it singles out more strongly (``OOD_ON_TOP_Z``,
@@ -177,7 +232,7 @@ def build_report(
     """
     n = len(sample_ids)
     names = np.asarray(class_names, dtype=object)
-    score, flag = merge_scores(results, n_flag=n_flag, rule=rule)
+    score, flag = merge_scores(results, n_flag=n_flag, rule=rule, referee=referee)
     predicted = np.asarray(labels).copy()
     predicted[readable] = oof_proba.argmax(axis=1)
 
@@ -203,6 +258,8 @@ def build_report(
         "is_noisy": is_noisy,
         "issue": pd.Categorical(issue, categories=ISSUES),
     })
+    if referee is not None:
+        frame["neighbour_disagreement"] = _spread(referee, readable, np.nan)
     for r in [*results, *baselines]:
         frame[f"{r.name}_score"] = _spread(r.score, readable, np.nan)
         frame[f"{r.name}_flag"] = _spread(r.flag, readable, False)

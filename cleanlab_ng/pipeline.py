@@ -30,6 +30,7 @@ from .errors import ConfigError
 from .export import Manifest, export_cleaned, prepare_out, write_outputs
 from .features import encode
 from .merge import build_report
+from .neighbours import label_disagreement
 from .ranks import spearman
 from .train.adaptation import adapt_fold_heads
 from .train.proxy import dynamics_runs, train_dynamics_runs, train_out_of_fold, train_rounds
@@ -60,7 +61,7 @@ def clean(
     id_column: str | None = None,
     text_column: str | None = None,
     detectors: str | list[str] | None = None,
-    merge: str = "overlap",
+    merge: str = "referee",
     noise_rate: float | None = None,
     backbone: str | None = None,
     weights: str | Path | None = None,
@@ -93,7 +94,7 @@ def clean(
         Passed to :func:`cleanlab_ng.load_dataset`.
     detectors : str or list of str, default=None
         Names (``"bmm,late_stopping"``); None runs every registered detector.
-    merge : {"overlap", "agreement", "rank_mean", "vote"}, default="overlap"
+    merge : {"referee", "overlap", "agreement", "rank_mean", "vote"}, default="referee"
         How the detectors are merged (:func:`cleanlab_ng.merge.merge_scores`).
     noise_rate : float, default=None
         Flag this fraction of samples instead of the estimated number of wrong labels.
@@ -254,8 +255,10 @@ def clean(
     # baselines (cl) get their report columns but never enter the merged verdict
     merged = [r for r in results if r.name not in BASELINES]
     with _timed(timings, "merge"):
+        # the referee the default merge weighs the detectors against; a column of every report
+        referee = label_disagreement(Z, y)
         report = build_report(data.sample_ids, data.labels, data.class_names, readable,
-                              record.proba, merged, n_flag=n_flag, rule=merge,
+                              record.proba, merged, n_flag=n_flag, rule=merge, referee=referee,
                               baselines=[r for r in results if r.name in BASELINES],
                               ood_on_top=fixed is None)
     with _timed(timings, "export"):

@@ -71,7 +71,7 @@ def cli():
                    "the columns as features.")
 @click.option("--detectors", type=DetectorList(), default=None,
               help=f"Comma-separated detectors [default: all: {','.join(DETECTOR_NAMES)}].")
-@click.option("--merge", type=click.Choice(MERGE_RULES), default="overlap", show_default=True,
+@click.option("--merge", type=click.Choice(MERGE_RULES), default="referee", show_default=True,
               help="How the detectors' scores are combined: rank mean weighted by the overlap "
                    "of each detector's top with the others', by full-ranking agreement, plain "
                    "rank mean, or majority vote of the detectors' flags.")

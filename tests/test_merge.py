@@ -9,6 +9,7 @@ from cleanlab_ng.merge import (
     merge_scores,
     overlap_weights,
     rank_normalise,
+    referee_weights,
 )
 from cleanlab_ng.noise_count import confident_joint, estimate_noise_count
 
@@ -85,17 +86,48 @@ def test_overlap_power_sharpens_and_weights_fall_back_to_equal():
     np.testing.assert_allclose(overlap_weights(disjoint, 2), [0.5, 0.5])
 
 
-def test_overlap_is_the_default():
+def test_referee_follows_the_detector_it_agrees_with_even_against_a_majority():
+    # a and b make the same mistakes (they read the same proxy): they rank samples 2 and 3
+    # top, where the wrong labels are 0 and 1. c and the referee, which share no training
+    # with them, put 0 and 1 on top. overlap trusts the agreeing pair; referee trusts c.
+    a = _result("a", [0.3, 0.2, 0.9, 0.8, 0.1, 0.0])
+    b = _result("b", [0.2, 0.3, 0.8, 0.9, 0.0, 0.1])
+    c = _result("c", [0.9, 0.8, 0.3, 0.1, 0.2, 0.0])
+    referee = np.array([0.7, 0.9, 0.1, 0.2, 0.3, 0.0])
+    ranks = np.array([rank_normalise(r.score) for r in (a, b, c)])
+    np.testing.assert_allclose(referee_weights(ranks, referee, 2, power=1), [0, 0, 1])
+    _, flag = merge_scores([a, b, c], n_flag=2, rule="referee", referee=referee)
+    np.testing.assert_array_equal(np.flatnonzero(flag), [0, 1])
+    _, flag = merge_scores([a, b, c], n_flag=2, rule="overlap")
+    np.testing.assert_array_equal(np.flatnonzero(flag), [2, 3])
+
+
+def test_referee_weights_sharpen_and_fall_back_to_equal():
+    ranks = np.array([[1, 2, 3, 4, 5, 6], [2, 1, 6, 3, 5, 4]]) / 6
+    referee = np.array([1, 2, 3, 4, 5, 6.0])
+    mild = referee_weights(ranks, referee, 3, power=1)
+    sharp = referee_weights(ranks, referee, 3, power=8)
+    np.testing.assert_allclose(mild, [3 / 5, 2 / 5])
+    assert sharp[0] > mild[0]
+    np.testing.assert_allclose(referee_weights(ranks[:1], referee, 3), [1.0])
+    np.testing.assert_allclose(referee_weights(ranks, referee, 0), [0.5, 0.5])
+    np.testing.assert_allclose(referee_weights(ranks, -referee, 1), [0.5, 0.5])
+
+
+def test_referee_is_the_default_and_needs_a_referee():
     a = _result("a", [0.9, 0.8, 0.3, 0.1])
-    c = _result("c", [0.1, 0.2, 0.8, 0.9])
     b = _result("b", [0.8, 0.9, 0.2, 0.1])
-    np.testing.assert_allclose(merge_scores([a, b, c], n_flag=2)[0],
-                               merge_scores([a, b, c], n_flag=2, rule="overlap")[0])
+    referee = np.array([0.5, 0.9, 0.1, 0.0])
+    np.testing.assert_allclose(merge_scores([a, b], n_flag=2, referee=referee)[0],
+                               merge_scores([a, b], n_flag=2, rule="referee",
+                                            referee=referee)[0])
+    with pytest.raises(ValueError, match="referee"):
+        merge_scores([a, b], n_flag=2)
 
 
 def test_unknown_rule():
-    with pytest.raises(ConfigError, match="unknown merge rule 'max'. Use one of: overlap, "
-                                          "agreement, rank_mean, vote."):
+    with pytest.raises(ConfigError, match="unknown merge rule 'max'. Use one of: referee, "
+                                          "overlap, agreement, rank_mean, vote."):
         merge_scores([_result("a", [0.1])], n_flag=0, rule="max")
 
 
@@ -108,8 +140,10 @@ def test_report_keeps_unreadable_rows_and_label_types():
     proba = np.array([[0.2, 0.8], [0.9, 0.1], [0.3, 0.7]])
     readable = np.array([True, True, False, True])
     report = build_report(np.array(["a", "b", "c", "d"], dtype=object),
-                          np.array([0, 0, 1, 1]), [10, 20], readable, proba, [res], n_flag=1)
+                          np.array([0, 0, 1, 1]), [10, 20], readable, proba, [res], n_flag=1,
+                          referee=np.array([0.5, 0.0, 0.25]))
     assert list(report["issue"]) == ["mislabeled", "clean", "unreadable", "clean"]
+    np.testing.assert_array_equal(report["neighbour_disagreement"], [0.5, 0.0, np.nan, 0.25])
     assert list(report["given_label"]) == [10, 10, 20, 20]
     assert list(report["suggested_label"]) == [20, 10, 20, 20]
     assert np.isnan(report.loc[2, "noise_score"]) and not report.loc[2, "is_noisy"]

@@ -64,6 +64,9 @@ def study(runs: list) -> list[dict]:
         rows.append({**base, "method": "cleanlab", **score(
             wrong, frame["cl_flag"].to_numpy(bool), frame["cl_score"].to_numpy(float))})
         referee = frame["neighbour_disagreement"].to_numpy(float)
+        # the referee on its own, cut at the same count: how good a judge it is here
+        rows.append({**base, "method": "neighbour_disagreement",
+                     **score(wrong, flag_top(referee, count), referee)})
         for rule in MERGE_RULES:
             merged, flag = merge_scores(results, n_flag=count, rule=rule, referee=referee)
             rows.append({**base, "method": f"merge:{rule}", **score(wrong, flag, merged)})

@@ -73,8 +73,9 @@ def cli():
               help=f"Comma-separated detectors [default: all: {','.join(DETECTOR_NAMES)}].")
 @click.option("--merge", type=click.Choice(MERGE_RULES), default="referee", show_default=True,
               help="How the detectors' scores are combined: rank mean weighted by the overlap "
-                   "of each detector's top with the others', by full-ranking agreement, plain "
-                   "rank mean, or majority vote of the detectors' flags.")
+                   "of each detector's top with that of the neighbours' label disagreement, "
+                   "or with the other detectors', by full-ranking agreement, plain rank "
+                   "mean, or majority vote of the detectors' flags.")
 @click.option("--noise-rate", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Flag this fraction instead of the estimated number of wrong labels.")
 @click.option("--backbone", default=None,

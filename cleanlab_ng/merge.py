@@ -9,8 +9,11 @@ the five detectors read the same proxy trained on the given labels, so where the
 learns the noise (pair noise at 40 %) they agree with each other on the wrong samples, and a
 rule that rewards agreement among them (``overlap``, ``agreement``) follows them; the
 referee shares none of their training. Chosen over ``overlap``, ``agreement``, the plain
-rank mean and the vote on the synthetic sets of ``benchmarks/merge_study.py`` and checked
-on its real-noise sets. The referee only weighs: it never enters the score. The number
+rank mean and the vote on the synthetic sets of ``benchmarks/merge_study.py`` (mean F1 over
+its 24 label sets 0.889, ``overlap`` 0.876; at most 0.067 below a single detector, against
+0.133) and checked on its real-noise sets, where it costs a little (mean F1 over 7 sets
+0.500 against 0.508: the referee is a weaker judge on CIFAR-10N's embedding than the
+detectors it weighs). The referee only weighs: it never enters the score. The number
 flagged is one estimate of how many labels are wrong, the same number the summary reports.
 The out-of-fold probabilities feed ``predicted_label`` / ``suggested_label`` only: they are
 not a detector, so the merged result is never confident learning under another name.

@@ -137,10 +137,7 @@ def agreement_weights(ranks: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.nan_to_num(np.corrcoef(ranks))  # a constant score correlates with nothing
     agree = np.clip(corr, 0, None)  # disagreeing with a failing detector costs nothing
-    w = ((agree.sum(axis=1) - np.diag(agree)) / (k - 1)) ** 2
-    if w.sum() <= 0:
-        return np.full(k, 1 / k)
-    return w / w.sum()
+    return _normalise_or_equal(((agree.sum(axis=1) - np.diag(agree)) / (k - 1)) ** 2)
 
 
 def overlap_weights(ranks: np.ndarray, n_top: int, power: float = OVERLAP_POWER) -> np.ndarray:
@@ -165,10 +162,7 @@ def overlap_weights(ranks: np.ndarray, n_top: int, power: float = OVERLAP_POWER)
     m = min(int(n_top), n)
     top = _top(ranks, m)
     shared = (top[:, None, :] & top[None, :, :]).sum(axis=2) / m  # (k, k), diagonal 1
-    w = ((shared.sum(axis=1) - 1) / (k - 1)) ** power
-    if w.sum() <= 0:
-        return np.full(k, 1 / k)
-    return w / w.sum()
+    return _normalise_or_equal(((shared.sum(axis=1) - 1) / (k - 1)) ** power)
 
 
 def referee_weights(ranks: np.ndarray, referee: np.ndarray, n_top: int,
@@ -194,9 +188,13 @@ def referee_weights(ranks: np.ndarray, referee: np.ndarray, n_top: int,
     m = min(int(n_top), n)
     top = _top(ranks, m)
     judged = _top(np.asarray(referee, dtype=float)[None], m)[0]
-    w = ((top & judged).sum(axis=1) / m) ** power
+    return _normalise_or_equal(((top & judged).sum(axis=1) / m) ** power)
+
+
+def _normalise_or_equal(w: np.ndarray) -> np.ndarray:
+    """``w`` scaled to sum to 1; equal weights when it is all zero (nothing to go by)."""
     if w.sum() <= 0:
-        return np.full(k, 1 / k)
+        return np.full(len(w), 1 / len(w))
     return w / w.sum()
 
 

@@ -14,6 +14,8 @@ import torch
 # our choice: the neighbour search costs n x references x features, so beyond 20,000 samples
 # it grows linearly in n instead of quadratically
 MAX_REFERENCE = 20_000
+# the referee's neighbourhood: the plainest reading of "what do the nearest samples say"
+REFEREE_NEIGHBOURS = 10
 
 
 def normalise_features(Z: np.ndarray) -> np.ndarray:
@@ -60,9 +62,26 @@ def nearest_neighbours(Z: np.ndarray, k: int, reference: np.ndarray | None = Non
     return out
 
 
-def label_disagreement(features: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
-    """Share of each sample's ``k`` nearest neighbours (cosine, on
-    :func:`normalise_features`) whose label is not the sample's own, in [0, 1].
+def feature_neighbours(features: np.ndarray, k: int,
+                       searched: np.ndarray | None = None) -> np.ndarray:
+    """Each row's ``k`` nearest other rows by cosine on :func:`normalise_features`, looked up
+    in :func:`reference_subset` (so ``k`` shrinks above MAX_REFERENCE samples).
+
+    ``searched``: the result of an earlier call on the same features with a ``k`` at least
+    as large, whose first columns are the answer (the reference subset depends on n only);
+    linear_separation and the merge's referee share one search that way.
+    """
+    k, reference = reference_subset(len(features), k)
+    n_candidates = len(features) if reference is None else len(reference)
+    if searched is None or searched.shape[1] < min(k, n_candidates - 1):
+        searched = nearest_neighbours(normalise_features(features), k, reference)
+    return searched[:, :k]
+
+
+def label_disagreement(features: np.ndarray, labels: np.ndarray, k: int = REFEREE_NEIGHBOURS,
+                       searched: np.ndarray | None = None) -> np.ndarray:
+    """Share of each sample's ``k`` nearest neighbours (:func:`feature_neighbours`, which
+    reuses ``searched``) whose label is not the sample's own, in [0, 1].
 
     Examples
     --------
@@ -71,5 +90,5 @@ def label_disagreement(features: np.ndarray, labels: np.ndarray, k: int = 10) ->
     array([0.5, 0.5, 1. , 0. , 0. , 0. ])
     """
     labels = np.asarray(labels)
-    near = nearest_neighbours(normalise_features(features), *reference_subset(len(labels), k))
+    near = feature_neighbours(features, k, searched)
     return (labels[near] != labels[:, None]).mean(axis=1)

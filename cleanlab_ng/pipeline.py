@@ -30,7 +30,7 @@ from .errors import ConfigError
 from .export import Manifest, export_cleaned, prepare_out, write_outputs
 from .features import encode
 from .merge import build_report
-from .neighbours import label_disagreement
+from .neighbours import REFEREE_NEIGHBOURS, feature_neighbours, label_disagreement
 from .ranks import spearman
 from .train.adaptation import adapt_fold_heads
 from .train.proxy import dynamics_runs, train_dynamics_runs, train_out_of_fold, train_rounds
@@ -235,8 +235,16 @@ def clean(
         train_stage("adaptation", key, lambda cb: adapt_fold_heads(
             X, y, oof.folds, oof.l2, n_classes=n_classes, seed=seed))
     runs = stages.pop("dynamics", None) or (None,)
-    record = TrainingRecord(labels=y, n_classes=n_classes, features=Z, dynamics=runs[0],
-                            **stages)
+    # one neighbour search, as deep as linear_separation reads; the referee takes its start
+    depth = REFEREE_NEIGHBOURS
+    if "linear_separation" in names:
+        from .detectors import linear_separation  # only when it runs, as the registry does
+
+        depth = linear_separation.N_NEIGHBOURS
+    with _timed(timings, "neighbours"):
+        near = feature_neighbours(Z, depth)
+    record = TrainingRecord(labels=y, n_classes=n_classes, features=Z, neighbours=near,
+                            dynamics=runs[0], **stages)
     # one record per proxy run: the detectors that read the run are averaged over them
     records = [record] + [replace(record, dynamics=run) for run in runs[1:]]
 
@@ -256,7 +264,7 @@ def clean(
     merged = [r for r in results if r.name not in BASELINES]
     with _timed(timings, "merge"):
         # the referee the default merge weighs the detectors against; a column of every report
-        referee = label_disagreement(Z, y)
+        referee = label_disagreement(Z, y, REFEREE_NEIGHBOURS, near)
         report = build_report(data.sample_ids, data.labels, data.class_names, readable,
                               record.proba, merged, n_flag=n_flag, rule=merge, referee=referee,
                               baselines=[r for r in results if r.name in BASELINES],

@@ -43,3 +43,17 @@ def test_label_disagreement_is_the_share_of_neighbours_labelled_otherwise():
     assert np.all(d[[0, 60, 120]] == 1.0)  # its neighbours all keep the cluster's label
     others = np.delete(d, [0, 60, 120])
     assert others.max() <= 0.1  # at most the one flip among ten neighbours
+
+
+def test_a_deeper_search_serves_a_shallower_one():
+    rng = np.random.default_rng(5)
+    Z = rng.normal(size=(400, 6))
+    labels = rng.integers(0, 3, 400)
+    deep = neighbours.feature_neighbours(Z, 50)
+    assert deep.shape == (400, 50)
+    np.testing.assert_array_equal(neighbours.feature_neighbours(Z, 10, deep),
+                                  neighbours.feature_neighbours(Z, 10))
+    np.testing.assert_array_equal(neighbours.label_disagreement(Z, labels, 10, deep),
+                                  neighbours.label_disagreement(Z, labels, 10))
+    # a search shallower than asked is not used: the answer is searched anew
+    assert neighbours.feature_neighbours(Z, 20, deep[:, :5]).shape == (400, 20)

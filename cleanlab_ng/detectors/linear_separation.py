@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
-from ..neighbours import nearest_neighbours, normalise_features, reference_subset
+from ..neighbours import feature_neighbours, normalise_features
 from ..outliers import robust_outliers
 from ..train.heads import fit_linear_heads
 from ..train.record import TrainingRecord
@@ -68,8 +68,9 @@ def detect(record: TrainingRecord, *, n_detections: int = N_DETECTIONS,
     Parameters
     ----------
     record : TrainingRecord
-        Reads ``record.features`` (the standardised feature matrix) and
-        ``record.dynamics.loss`` at up to ``n_detections`` epochs.
+        Reads ``record.features`` (the standardised feature matrix), its neighbour search
+        ``record.neighbours`` when it has one deep enough, and ``record.dynamics.loss`` at up
+        to ``n_detections`` epochs.
     n_detections : int, default=6
     separation : {"neighbours", "hyperplane"}, default="neighbours"
         How the small-loss split is carried over the embedding: over each sample's
@@ -91,19 +92,18 @@ def detect(record: TrainingRecord, *, n_detections: int = N_DETECTIONS,
        in web-noisy datasets." ECCV 2024.
     """
     dyn = record.require("dynamics", "linear_separation")
-    Z = normalise_features(record.features)
     epochs = np.unique(np.linspace(0, dyn.read_epoch, n_detections).round().astype(int))
     q = np.array([small_loss_posterior(dyn.loss[e].astype(np.float64)) for e in epochs])
     q_linear = q[0::2]  # even detections are the separation's, odd ones the loss flag's
     q_loss = q[1::2] if len(q) > 1 else q_linear
     if separation == "neighbours":
-        near = nearest_neighbours(Z, *reference_subset(len(Z), n_neighbours))
+        near = feature_neighbours(record.features, n_neighbours, record.neighbours)
         other_label = (record.labels[near] != record.labels[:, None]).mean(axis=1)
         p_sep = q_linear.mean(axis=0)[near].mean(axis=1) * other_label
         score, flag = p_sep, robust_outliers(p_sep, OUTLIER_Z)
     elif separation == "hyperplane":
         # the hyperplanes are independent fits, so they are fitted together
-        p_lr = hyperplane_posteriors(Z, q_linear > TRUSTED)
+        p_lr = hyperplane_posteriors(normalise_features(record.features), q_linear > TRUSTED)
         p_sep, flag = p_lr.mean(axis=0), p_lr[-1] > 0.5
         score = 0.5 * (p_sep + q_loss.mean(axis=0))
     else:

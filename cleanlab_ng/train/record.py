@@ -153,6 +153,10 @@ class TrainingRecord:
     n_classes : int
     features : ndarray of shape (n_samples, n_features) or None
         The standardised features the heads trained on (read by linear_separation).
+    neighbours : ndarray of shape (n_samples, k) or None
+        Each sample's nearest other samples in ``features``, nearest first
+        (:func:`cleanlab_ng.neighbours.nearest_neighbours`); searched once per run and read
+        by linear_separation and the merge's referee. None: each searches for itself.
     oof, dynamics, rounds, adaptation, recov, fastrecov : stage dataclasses or None
         None when the stage was not trained; ``dynamics`` is one proxy run (the pipeline
         makes one record per run and averages the detectors that read it).
@@ -161,6 +165,7 @@ class TrainingRecord:
     labels: np.ndarray
     n_classes: int
     features: np.ndarray | None = None
+    neighbours: np.ndarray | None = None
     oof: OutOfFold | None = None
     dynamics: Dynamics | None = None
     rounds: Rounds | None = None

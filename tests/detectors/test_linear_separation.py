@@ -1,8 +1,10 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from cleanlab_ng.detectors import linear_separation
-from cleanlab_ng.neighbours import normalise_features
+from cleanlab_ng.neighbours import feature_neighbours, normalise_features
 from cleanlab_ng.outliers import robust_outliers
 from cleanlab_ng.train.record import Dynamics, TrainingRecord
 
@@ -82,6 +84,10 @@ def test_neighbours_single_out_the_foreign_cluster_not_the_flips():
     foreign = truth == 4
     assert res.score[foreign].min() > res.score[flips].max()
     assert res.flag[foreign].mean() > 0.9 and res.flag[~wrong].mean() < 0.02
+    # the record's shared neighbour search gives the same answer as the detector's own
+    searched = replace(_record(Z, labels, loss), neighbours=feature_neighbours(Z, 80))
+    np.testing.assert_array_equal(linear_separation.detect(searched, n_neighbours=50).score,
+                                  res.score)
     plane = linear_separation.detect(_record(Z, labels, loss), separation="hyperplane")
     assert plane.diagnostics["separation"] == "hyperplane"
     with pytest.raises(ValueError, match="separation"):

@@ -26,6 +26,7 @@ import shutil
 import sys
 import time
 from dataclasses import replace
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,8 @@ DETECTORS = "bmm,late_stopping,confidence_drop,linear_separation"
 MERGED = DETECTORS.split(",")
 NOISE_RATE = 0.2
 TRUE_COUNT = "merge: referee at the true count"
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                 "ship", "truck")
 N_BOOT = 1000
 
 # The reading of the numbers (one seed); rewrite it when they change.
@@ -236,11 +239,11 @@ def merge_rows(name: str, report: pd.DataFrame, truth: np.ndarray, n_flag: int) 
 
 # ---------------------------------------------------------------- OOD
 
-def ood_experiment(work: Path, n: int, threads: int, seed: int = 0) -> dict:
-    """Two held-out CIFAR classes scattered into the other eight, 10 % flips among the rest."""
+def ood_folder(labels: np.ndarray, held_out: tuple[int, int], seed: int = 0) -> dict:
+    """The (b) folder's make-up from CIFAR's true labels: the images of the eight kept
+    classes, ~5 % of the folder drawn from the ``held_out`` two and filed at random among
+    the eight, and 10 % of the kept images' labels flipped to another kept class."""
     rng = np.random.default_rng(seed)
-    labels = cifar_labels(n)["true_label"].to_numpy()
-    held_out = (3, 5)  # cat, dog: a hard case, their images resemble the other animals
     ind = np.flatnonzero(~np.isin(labels, held_out))
     foreign_all = np.flatnonzero(np.isin(labels, held_out))
     n_foreign = int(round(0.05 * len(ind) / 0.95))  # ~5 % of the files in the folder
@@ -251,10 +254,22 @@ def ood_experiment(work: Path, n: int, threads: int, seed: int = 0) -> dict:
     for i in flips:
         given[i] = rng.choice([c for c in kept if c != labels[i]])
     given[foreign] = rng.choice(kept, len(foreign))
+    return {"order": np.concatenate([ind, foreign]), "given": given, "foreign": foreign,
+            "flips": flips}
+
+
+def ood_experiment(work: Path, n: int, threads: int, seed: int = 0) -> dict:
+    """Two held-out CIFAR classes scattered into the other eight, 10 % flips among the rest."""
+    labels = cifar_labels(n)["true_label"].to_numpy()
+    # cat and dog: at the design we took them for a hard case, as they resemble the other
+    # animals; `ceiling_over_pairs` measured otherwise (a linear probe on the true foreign
+    # labels finds them among the easiest of the 45 pairs to separate)
+    held_out = (3, 5)
+    folder = ood_folder(labels, held_out, seed)
+    order, given, foreign, flips = (folder[k] for k in ("order", "given", "foreign", "flips"))
     # the folder's images as the features `clean` computes for an image class folder (the
     # same PNGs, EfficientNet-Lite0 at 224 px), taken from the suite's cache: embedding the
     # 8,471 images again would cost minutes and give the same matrix
-    order = np.concatenate([ind, foreign])
     root = work / "ood"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
@@ -354,6 +369,29 @@ def supervised_ceiling(X: np.ndarray, foreign: np.ndarray, ours: np.ndarray) -> 
     return out
 
 
+def ceiling_over_pairs(n: int) -> list[dict]:
+    """The (b) folder for every one of the 45 held-out pairs, scored by the best supervised
+    ceiling model on the (b) pair (logistic regression, C = 0.001, 5-fold cross-fitted on
+    the *true* foreign labels): its AUROC and how many in-distribution samples score above
+    its 80 %-recall threshold. Whether the pair (b) runs is a hard or an easy one for the
+    typing target, on this embedding, before any detector is involved."""
+    labels = cifar_labels(n)["true_label"].to_numpy()
+    Z = cifar_embeddings(n)
+    rows = []
+    for held_out in combinations(range(10), 2):
+        folder = ood_folder(labels, held_out)
+        foreign = np.isin(folder["order"], folder["foreign"])
+        score = cross_val_predict(
+            LogisticRegression(C=0.001, max_iter=1000), normalise_features(Z[folder["order"]]),
+            foreign, cv=StratifiedKFold(5, shuffle=True, random_state=0),
+            method="predict_proba")[:, 1]
+        threshold = np.quantile(score[foreign], 0.2)
+        rows.append({"held_out": "/".join(CIFAR_CLASSES[c] for c in held_out),
+                     "auroc": round(float(roc_auc_score(foreign, score)), 4),
+                     "in_distribution_at_80pct": int((score[~foreign] >= threshold).sum())})
+    return rows
+
+
 # ---------------------------------------------------------------- main
 
 def main(argv=None) -> None:
@@ -395,7 +433,10 @@ def main(argv=None) -> None:
         reports.mkdir(parents=True, exist_ok=True)  # for offline study of merge rules
         run["report"].assign(truth=truth).to_parquet(reports / f"{name.replace(' ', '_')}.parquet")
         print(f"{name}: {runs[name]}", flush=True)
-    ood = None if args.skip_ood else ood_experiment(work, args.n_cifar, args.threads)
+    ood = None
+    if not args.skip_ood:
+        ood = ood_experiment(work, args.n_cifar, args.threads)
+        ood["ceiling_over_pairs"] = ceiling_over_pairs(args.n_cifar)
     write_results(drop, merges, runs, ood, command, commit)
 
 
@@ -452,9 +493,17 @@ def write_results(drop, merges, runs, ood, command, commit) -> None:
         lines.append(f"- `{rule}`: ≥ all singles on {int((gap >= -1e-12).sum())}/{len(gap)} sets "
                      f"({(gap >= -1e-12).mean():.0%}); worst shortfall {max(0, -gap.min()):.3f}")
     if ood is not None:
+        pairs = pd.DataFrame(ood["ceiling_over_pairs"]).sort_values("in_distribution_at_80pct")
+        pairs.insert(0, "rank", np.arange(1, len(pairs) + 1))
         lines += ["", "## (b) OOD: two CIFAR-10N classes scattered into the other eight "
                   "(224 px features)", "",
-                  "```", json.dumps(ood, indent=1, default=float), "```"]
+                  "```", json.dumps({k: v for k, v in ood.items() if k != "ceiling_over_pairs"},
+                                    indent=1, default=float), "```", "",
+                  "`ceiling_over_pairs`: the same folder for every held-out pair, scored by "
+                  "logistic regression (C = 0.001) on the *true* foreign labels, 5-fold "
+                  "cross-fitted; easiest first (fewest in-distribution samples above the "
+                  "threshold that catches 80 % of the foreign images):", "",
+                  pairs.to_markdown(index=False)]
     lines += ["", NOTES]
     (RESULTS / "detectors.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -100,3 +100,17 @@ def test_supervised_ceiling_counts_in_distribution_samples_at_80_percent_recall(
     assert out["logistic C=1.0"]["in_distribution_at_80pct"] <= 5
     assert out["linear_separation_score (no truth)"] == {"auroc": 0.0,
                                                           "in_distribution_at_80pct": 270}
+
+
+def test_ood_folder_scatters_two_classes_and_flips_a_tenth_of_the_rest():
+    from benchmarks.detectors import ood_folder
+
+    labels = np.repeat(np.arange(10), 100)
+    folder = ood_folder(labels, (3, 5))
+    order, given, foreign, flips = (folder[k] for k in ("order", "given", "foreign", "flips"))
+    kept = ~np.isin(labels, (3, 5))
+    assert len(order) == kept.sum() + len(foreign) and len(foreign) == 42  # 5 % of 842
+    assert np.isin(labels[foreign], (3, 5)).all()
+    assert not np.isin(given[order], (3, 5)).any()  # every file sits in a kept folder
+    assert len(flips) == 80 and (given[flips] != labels[flips]).all()
+    assert (given[order] != labels[order]).sum() == len(flips) + len(foreign)

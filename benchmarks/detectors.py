@@ -460,10 +460,10 @@ def main(argv=None) -> None:
             {k: v for k, v in ood_experiment(work, args.n_cifar, args.threads, pair,
                                              detail=False).items()
              if k not in ("detectors", "flagged_per_detector")} for pair in OTHER_PAIRS]
-    write_results(drop, merges, runs, ood, command, commit)
+    write_results(drop, merges, runs, ood, command, commit, args.threads)
 
 
-def write_results(drop, merges, runs, ood, command, commit) -> None:
+def write_results(drop, merges, runs, ood, command, commit, threads: int) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "detectors.json").write_text(json.dumps(
         {"commit": commit, "command": command, "runs": runs, "confidence_drop": drop,
@@ -475,7 +475,7 @@ def write_results(drop, merges, runs, ood, command, commit) -> None:
         "",
         f"Command: `{command}` · commit `{commit}` · {time.strftime('%Y-%m-%d')} · one seed · "
         f"detectors `{DETECTORS}` · CIFAR-10N embedded with EfficientNet-Lite0 at "
-        f"{IMAGE_SIZE} px · threads 1",
+        f"{IMAGE_SIZE} px · threads {threads}",
         "",
         "## Runs",
         "",

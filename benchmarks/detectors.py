@@ -30,6 +30,7 @@ import time
 from dataclasses import replace
 from itertools import combinations
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -253,7 +254,14 @@ def merge_rows(name: str, report: pd.DataFrame, truth: np.ndarray, n_flag: int) 
 
 # ---------------------------------------------------------------- OOD
 
-def ood_folder(labels: np.ndarray, held_out: tuple[int, int], seed: int = 0) -> dict:
+class OodFolder(NamedTuple):
+    order: np.ndarray  # CIFAR indices of the folder's files: the kept images, then foreign
+    given: np.ndarray  # the label each CIFAR image is filed under
+    foreign: np.ndarray  # CIFAR indices of the images from the held-out classes
+    flips: np.ndarray  # CIFAR indices of the kept images filed under another kept class
+
+
+def ood_folder(labels: np.ndarray, held_out: tuple[int, int], seed: int = 0) -> OodFolder:
     """The (b) folder's make-up from CIFAR's true labels: the images of the eight kept
     classes, ~5 % of the folder drawn from the ``held_out`` two and filed at random among
     the eight, and 10 % of the kept images' labels flipped to another kept class."""
@@ -268,8 +276,7 @@ def ood_folder(labels: np.ndarray, held_out: tuple[int, int], seed: int = 0) -> 
     for i in flips:
         given[i] = rng.choice([c for c in kept if c != labels[i]])
     given[foreign] = rng.choice(kept, len(foreign))
-    return {"order": np.concatenate([ind, foreign]), "given": given, "foreign": foreign,
-            "flips": flips}
+    return OodFolder(np.concatenate([ind, foreign]), given, foreign, flips)
 
 
 def ood_experiment(work: Path, n: int, threads: int, held_out: tuple[int, int] = (3, 5),
@@ -277,8 +284,7 @@ def ood_experiment(work: Path, n: int, threads: int, held_out: tuple[int, int] =
     """Two held-out CIFAR classes scattered into the other eight, 10 % flips among the rest;
     with ``detail`` also the supervised ceiling and the separation sweep."""
     labels = cifar_labels(n)["true_label"].to_numpy()
-    folder = ood_folder(labels, held_out, seed)
-    order, given, foreign, flips = (folder[k] for k in ("order", "given", "foreign", "flips"))
+    order, given, foreign, flips = ood_folder(labels, held_out, seed)
     # the folder's images as the features `clean` computes for an image class folder (the
     # same PNGs, EfficientNet-Lite0 at 224 px), taken from the suite's cache: embedding the
     # 8,471 images again would cost minutes and give the same matrix
@@ -313,7 +319,7 @@ def ood_experiment(work: Path, n: int, threads: int, held_out: tuple[int, int] =
     return {
         "n_files": len(rep), "n_foreign": int(foreign_mask.sum()), "n_flipped": int(flipped.sum()),
         "held_out_classes": list(held_out),
-        "held_out": "/".join(CIFAR_CLASSES[c] for c in held_out), "wall_s": round(wall, 1),
+        "held_out": pair_name(held_out), "wall_s": round(wall, 1),
         "true_wrong": int((foreign_mask | flipped).sum()),
         "flagged": int(noisy.sum()), "estimated_noise_rate": est,
         "lsa_auroc_foreign": auc, "lsa_auroc_ci": [lo, hi], **extra,
@@ -376,12 +382,15 @@ def supervised_ceiling(X: np.ndarray, foreign: np.ndarray, ours: np.ndarray) -> 
     scores = {name: cross_val_predict(model, Z, foreign, cv=folds, method="predict_proba")[:, 1]
               for name, model in models.items()}
     scores["linear_separation_score (no truth)"] = ours
-    out = {}
-    for name, score in scores.items():
-        threshold = np.quantile(score[foreign], 0.2)  # 80 % of the foreign images at or above
-        out[name] = {"auroc": round(float(roc_auc_score(foreign, score)), 4),
-                     "in_distribution_at_80pct": int((score[~foreign] >= threshold).sum())}
-    return out
+    return {name: cost_at_80pct(foreign, score) for name, score in scores.items()}
+
+
+def cost_at_80pct(foreign: np.ndarray, score: np.ndarray) -> dict:
+    """A score's AUROC for the foreign images and how many in-distribution samples score at
+    or above the threshold that catches 80 % of them."""
+    threshold = np.quantile(score[foreign], 0.2)
+    return {"auroc": round(float(roc_auc_score(foreign, score)), 4),
+            "in_distribution_at_80pct": int((score[~foreign] >= threshold).sum())}
 
 
 def ceiling_over_pairs(n: int) -> list[dict]:
@@ -395,16 +404,17 @@ def ceiling_over_pairs(n: int) -> list[dict]:
     rows = []
     for held_out in combinations(range(10), 2):
         folder = ood_folder(labels, held_out)
-        foreign = np.isin(folder["order"], folder["foreign"])
+        foreign = np.isin(folder.order, folder.foreign)
         score = cross_val_predict(
-            LogisticRegression(C=0.001, max_iter=1000), normalise_features(Z[folder["order"]]),
+            LogisticRegression(C=0.001, max_iter=1000), normalise_features(Z[folder.order]),
             foreign, cv=StratifiedKFold(5, shuffle=True, random_state=0),
             method="predict_proba")[:, 1]
-        threshold = np.quantile(score[foreign], 0.2)
-        rows.append({"held_out": "/".join(CIFAR_CLASSES[c] for c in held_out),
-                     "auroc": round(float(roc_auc_score(foreign, score)), 4),
-                     "in_distribution_at_80pct": int((score[~foreign] >= threshold).sum())})
+        rows.append({"held_out": pair_name(held_out), **cost_at_80pct(foreign, score)})
     return rows
+
+
+def pair_name(held_out: tuple[int, int]) -> str:
+    return "/".join(CIFAR_CLASSES[c] for c in held_out)
 
 
 # ---------------------------------------------------------------- main

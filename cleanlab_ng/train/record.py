@@ -155,7 +155,7 @@ class TrainingRecord:
         The standardised features the heads trained on (read by linear_separation).
     neighbours : ndarray of shape (n_samples, k) or None
         Each sample's nearest other samples in ``features``, nearest first
-        (:func:`cleanlab_ng.neighbours.nearest_neighbours`); searched once per run and read
+        (:func:`cleanlab_ng.neighbours.feature_neighbours`); searched once per run and read
         by linear_separation and the merge's referee. None: each searches for itself.
     oof, dynamics, rounds, adaptation, recov, fastrecov : stage dataclasses or None
         None when the stage was not trained; ``dynamics`` is one proxy run (the pipeline

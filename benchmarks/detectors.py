@@ -304,8 +304,6 @@ def ood_experiment(work: Path, n: int, threads: int, held_out: tuple[int, int] =
     rep = res.report.merge(truth, on="sample_id", validate="one_to_one")
     foreign_mask = rep["foreign"].to_numpy()
     flipped = rep["flipped"].to_numpy()
-    noisy = rep["is_noisy"].to_numpy()
-    issue = rep["issue"].astype(str).to_numpy()
     auc, lo, hi = auroc_ci(foreign_mask, rep["linear_separation_score"].to_numpy())
     extra = {}
     if detail:
@@ -314,29 +312,36 @@ def ood_experiment(work: Path, n: int, threads: int, held_out: tuple[int, int] =
             X, foreign_mask, rep["linear_separation_score"].to_numpy())
         extra["separation_sweep"] = separation_sweep(out, X, rep["given_label"].to_numpy(),
                                                      foreign_mask, flipped)
+    return {"n_files": len(rep), "n_flipped": int(flipped.sum()),
+            "held_out_classes": list(held_out), "held_out": pair_name(held_out),
+            "wall_s": round(wall, 1), "estimated_noise_rate": res.summary["estimated_noise_rate"],
+            "lsa_auroc_foreign": auc, "lsa_auroc_ci": [lo, hi], **extra,
+            **ood_metrics(rep, foreign_mask, flipped),
+            "detectors": res.summary.get("detectors", None)}
+
+
+def ood_metrics(rep: pd.DataFrame, foreign: np.ndarray, flipped: np.ndarray) -> dict:
+    """The (b) figures of one report: how the foreign images and the flips were flagged and
+    typed, and every detector's flag count."""
+    noisy = rep["is_noisy"].to_numpy()
+    issue = rep["issue"].astype(str).to_numpy()
     flagged_flips = flipped & noisy
-    est = res.summary["estimated_noise_rate"]
+    ood = issue == "out_of_distribution"
     return {
-        "n_files": len(rep), "n_foreign": int(foreign_mask.sum()), "n_flipped": int(flipped.sum()),
-        "held_out_classes": list(held_out),
-        "held_out": pair_name(held_out), "wall_s": round(wall, 1),
-        "true_wrong": int((foreign_mask | flipped).sum()),
-        "flagged": int(noisy.sum()), "estimated_noise_rate": est,
-        "lsa_auroc_foreign": auc, "lsa_auroc_ci": [lo, hi], **extra,
-        "lsa_flag_foreign_recall": float(rep["linear_separation_flag"][foreign_mask].mean()),
-        "foreign_flagged": int((foreign_mask & noisy).sum()),
-        "foreign_ood_share": float((issue[foreign_mask] == "out_of_distribution").mean()),
-        "flagged_foreign_ood_share": float(
-            (issue[foreign_mask & noisy] == "out_of_distribution").mean())
-        if (foreign_mask & noisy).any() else float("nan"),
+        "n_foreign": int(foreign.sum()), "true_wrong": int((foreign | flipped).sum()),
+        "flagged": int(noisy.sum()),
+        "lsa_flag_foreign_recall": float(rep["linear_separation_flag"][foreign].mean()),
+        "foreign_flagged": int((foreign & noisy).sum()),
+        "foreign_ood_share": float(ood[foreign].mean()),
+        "flagged_foreign_ood_share": float(ood[foreign & noisy].mean())
+        if (foreign & noisy).any() else float("nan"),
         "flagged_flips": int(flagged_flips.sum()),
         "flagged_flips_mislabeled_share": float((issue[flagged_flips] == "mislabeled").mean())
         if flagged_flips.any() else float("nan"),
-        "ood_issued": int((issue == "out_of_distribution").sum()),
-        "ood_issued_foreign_precision": float(foreign_mask[issue == "out_of_distribution"].mean())
-        if (issue == "out_of_distribution").any() else float("nan"),
-        "merged_auroc_foreign": float(roc_auc_score(foreign_mask, rep["noise_score"])),
-        "detectors": res.summary.get("detectors", None),
+        "ood_issued": int(ood.sum()),
+        "ood_issued_foreign_precision": float(foreign[ood].mean()) if ood.any()
+        else float("nan"),
+        "merged_auroc_foreign": float(roc_auc_score(foreign, rep["noise_score"])),
         "flagged_per_detector": {d: int(rep[f"{d}_flag"].sum()) for d in
                                  [c[:-5] for c in rep.columns if c.endswith("_flag")]},
     }

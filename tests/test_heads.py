@@ -206,3 +206,20 @@ def test_cross_fit_softmax_repeats_match_single_fits(digits):
         alone = cross_fit_softmax(Z, y, folds[r:r + 1], [1e-2], n_classes=10, max_iter=500)
         # one L-BFGS over the summed objectives stops at a slightly different point
         np.testing.assert_allclose(both[0, r], alone[0, 0], atol=1e-3)
+
+
+def test_finetune_epoch_skips_a_last_batch_of_one():
+    """65 samples in batches of 64 leave one: batch norm cannot train on it, and the epoch
+    must not fail on a dataset that happens to have such a size."""
+    from cleanlab_ng.train.finetune import train_epoch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4),
+                                torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    pixels = torch.randint(0, 256, (65, 3, 2, 2), dtype=torch.uint8)
+    y = torch.randint(0, 3, (65,))
+    before = [p.detach().clone() for p in model.parameters()]
+    train_epoch(model, opt, lambda x: x.float() / 255, pixels, y, torch.arange(65),
+                batch_size=64, gen=torch.Generator().manual_seed(0))
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -126,8 +126,12 @@ def train_epoch(model, opt, normalise, pixels: torch.Tensor, y: torch.Tensor,
     order = rows[torch.randperm(len(rows), generator=gen)]
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
+        if len(idx) == 1:  # batch norm cannot train on one sample; it is drawn again next epoch
+            continue
         x = normalise(_augment(pixels[idx].to(device).float(), pad, gen))
-        loss = torch.nn.functional.cross_entropy(model(x), y[idx].to(x.device))
+        with _mixed_precision(device):
+            logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.float(), y[idx].to(x.device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -137,11 +141,17 @@ def predict_proba(model, normalise, pixels: torch.Tensor, rows: torch.Tensor, *,
                   batch_size: int) -> np.ndarray:
     """Eval-mode softmax probabilities of ``rows`` on the deterministic view: (len(rows), C)."""
     model.eval()
-    with torch.inference_mode():
+    device = next(model.parameters()).device
+    with torch.inference_mode(), _mixed_precision(device):
         return torch.cat([
-            torch.softmax(model(normalise(pixels[rows[s:s + batch_size]])), -1).float().cpu()
+            torch.softmax(model(normalise(pixels[rows[s:s + batch_size]])).float(), -1).cpu()
             for s in range(0, len(rows), batch_size)
         ]).numpy()
+
+
+def _mixed_precision(device: torch.device):
+    """bf16 autocast on a GPU, for its tensor cores; float32 on the CPU, as before."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 def _augment(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:

@@ -130,6 +130,8 @@ def main(argv=None) -> None:
     parser.add_argument("--image-size", type=int, default=IMAGE_SIZE)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--work", type=Path, default=CACHE / "runs")
+    parser.add_argument("--commit", default=None, help="of the code, where the copy it runs "
+                        "from has no git history (a GPU machine's)")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.finetune " + " ".join(argv if argv is not None
                                                           else sys.argv[1:])
@@ -145,18 +147,19 @@ def main(argv=None) -> None:
         print(json.dumps(row, default=float), flush=True)
         # after each run: a run cut short by a GPU lease still leaves the ones before it
         write_results(args.results, rows, merges, command=command, gpu=gpu,
-                      epochs=args.epochs, image_size=args.image_size)
+                      epochs=args.epochs, image_size=args.image_size,
+                      commit=args.commit or current_commit())
 
 
 def write_results(folder: Path, rows: list[dict], merges: list[dict], *, command: str,
-                  gpu: str, epochs: int, image_size: int) -> None:
+                  gpu: str, epochs: int, image_size: int, commit: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    header = (f"Command: `{command}` · commit `{current_commit()}` · "
+    header = (f"Command: `{command}` · commit `{commit}` · "
               f"{time.strftime('%Y-%m-%d')} · GPU: {gpu} · one seed · {epochs} epochs · "
               f"detectors `{DETECTORS}` · held out: {pair_name(CAT_DOG)} · {image_size} px")
     (folder / "finetune.json").write_text(json.dumps(
-        {"command": command, "header": header, "runs": rows, "merge": merges}, indent=1,
-        default=float) + "\n")
+        {"command": command, "commit": commit, "header": header, "runs": rows,
+         "merge": merges}, indent=1, default=float) + "\n")
     table = pd.DataFrame([{k: v for k, v in r.items()
                            if not isinstance(v, (dict, list))} for r in rows]).set_index("run")
     m = pd.DataFrame(merges).pivot(index="method", columns="set", values="f1")

@@ -10,7 +10,9 @@ EfficientNet-Lite0 features (the default) and ``--finetune`` (the backbone train
 end). ``recov`` is left out of both: with ``--finetune`` it is fastReCoV, ten runs of five
 fine-tuned fold models, more than a GPU check's budget. Per run: seconds per stage, the (b)
 figures, and the merge rules against each detector on the folder (truth: foreign or
-flipped, as in (c)); for the fine-tuned run also two re-reads of its record (:func:`rereads`).
+flipped, as in (c)); for the fine-tuned run also the typing re-read with the fine-tuned
+network's own probabilities at its read epoch in place of the frozen heads' out-of-fold ones
+(``issue`` is decided from those: ``cleanlab_ng.merge.out_of_distribution``).
 
 Meant for a GPU (``device="auto"``); on a CPU the fine-tuning takes hours. Writes
 ``finetune.md`` and ``.json`` to ``--results`` (default ``benchmarks/results``).
@@ -23,13 +25,11 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import roc_auc_score
 
 import cleanlab_ng
 from benchmarks.detectors import (
@@ -46,9 +46,8 @@ from benchmarks.detectors import (
 )
 from benchmarks.embeddings import IMAGE_SIZE, image_paths
 from benchmarks.foundation import current_commit
-from cleanlab_ng.detectors import linear_separation
 from cleanlab_ng.merge import out_of_distribution
-from cleanlab_ng.train.record import TrainingRecord, load_stage
+from cleanlab_ng.train.record import load_stage
 
 RUNS = {"frozen features, linear head": {}, "--finetune": {"finetune": True}}
 
@@ -69,45 +68,23 @@ def image_folder(root: Path, n: int, held_out: tuple[int, int]) -> pd.DataFrame:
                          "flipped": np.isin(order, flips)})
 
 
-def rereads(out: Path, features: Path, rep: pd.DataFrame, data) -> dict:
-    """The fine-tuned run's record read again two other ways: ``issue`` decided with the
-    network's own probabilities at its read epoch instead of the frozen heads' out-of-fold
-    ones; and linear_separation on the frozen features (``features``: the run's feature
-    cache) instead of the network's embedding, as ``--finetune`` did before it recorded one.
-    ``rep`` is the report in the record's order."""
+def read_epoch_typing(out: Path, rep: pd.DataFrame, data) -> dict:
+    """``issue`` re-decided with the fine-tuned network's probabilities at its read epoch."""
     folder = out / ".cleanlab-ng" / "record"
-    stages = {s: load_stage(folder, s, json.loads((folder / f"{s}.json").read_text())["key"])
-              for s in ("oof", "dynamics")}
-    dyn = stages["dynamics"][0]
+    key = json.loads((folder / "dynamics.json").read_text())["key"]
+    dyn = load_stage(folder, "dynamics", key)[0]
+    proba = dyn.snapshots[-1]  # snapshot_epochs[-1] is read_epoch
+    candidates = rep["linear_separation_flag"].to_numpy(bool)
+    ood = out_of_distribution(candidates, data.labels, proba)
     foreign = rep["foreign"].to_numpy()
     flagged_flips = rep["flipped"].to_numpy() & rep["is_noisy"].to_numpy()
-
-    def typing(candidates: np.ndarray, proba: np.ndarray) -> dict:
-        ood = out_of_distribution(candidates, data.labels, proba)
-        return {"foreign_ood_share": float(ood[foreign].mean()),
-                "flagged_flips_mislabeled_share": float((~ood[flagged_flips]).mean()),
-                "ood_issued": int(ood.sum()),
-                "ood_issued_foreign_precision": float(foreign[ood].mean()) if ood.any()
-                else float("nan")}
-
-    # one backbone, one resolution: the cache holds one feature file
-    (cache_file,) = features.glob("features-*.npz")
-    with np.load(cache_file) as cached:
-        Z = cached["Z"]
-    frozen = linear_separation.detect(TrainingRecord(
-        labels=data.labels, n_classes=data.n_classes, features=Z,
-        dynamics=replace(dyn, embedding=None)))
-    oof = stages["oof"].proba
-    return {
-        "read_epoch": dyn.read_epoch, "memorization_epoch": dyn.memorization_epoch,
-        "train_accuracy": [round(float(a), 4) for a in dyn.train_accuracy],
-        "typing_from_read_epoch_probabilities": typing(
-            rep["linear_separation_flag"].to_numpy(bool), dyn.snapshots[-1]),
-        "linear_separation_on_frozen_features": {
-            "lsa_auroc_foreign": float(roc_auc_score(foreign, frozen.score)),
-            "lsa_flag_foreign_recall": float(frozen.flag[foreign].mean()),
-            **typing(frozen.flag, oof)},
-    }
+    return {"read_epoch": dyn.read_epoch, "memorization_epoch": dyn.memorization_epoch,
+            "train_accuracy": [round(float(a), 4) for a in dyn.train_accuracy],
+            "foreign_ood_share": float(ood[foreign].mean()),
+            "flagged_flips_mislabeled_share": float((~ood[flagged_flips]).mean()),
+            "ood_issued": int(ood.sum()),
+            "ood_issued_foreign_precision": float(foreign[ood].mean()) if ood.any()
+            else float("nan")}
 
 
 def run(root: Path, truth: pd.DataFrame, name: str, options: dict, *, epochs: int,
@@ -117,9 +94,8 @@ def run(root: Path, truth: pd.DataFrame, name: str, options: dict, *, epochs: in
     t0 = time.perf_counter()
     if options.get("finetune"):  # the head runs keep their default of 40 epochs
         options = dict(options, epochs=epochs)
-    features = root.parent / f"{root.name}-features"  # shared: the images are encoded once
     res = cleanlab_ng.clean(root, out, detectors=DETECTORS, image_size=image_size,
-                            cache_dir=features, export="none",
+                            cache_dir=root.parent / f"{root.name}-features", export="none",
                             on_progress=_progress(name), **options)
     wall = time.perf_counter() - t0
     rep = res.report.merge(truth, on="sample_id", validate="one_to_one")
@@ -131,8 +107,8 @@ def run(root: Path, truth: pd.DataFrame, name: str, options: dict, *, epochs: in
            "lsa_auroc_ci": [lo, hi], **ood_metrics(rep, foreign, flipped)}
     if options.get("finetune"):
         data = cleanlab_ng.load_dataset(root)  # the record's order and label codes
-        row["rereads"] = rereads(out, features, rep.set_index("sample_id").loc[data.sample_ids],
-                                 data)
+        row["typing_from_finetuned_read_epoch"] = read_epoch_typing(
+            out, rep.set_index("sample_id").loc[data.sample_ids], data)
     merges = merge_rows(name, rep, foreign | flipped, res.summary["noise_count_estimate"])
     return row, merges
 
@@ -194,9 +170,10 @@ def write_results(folder: Path, rows: list[dict], merges: list[dict], *, command
              "## F1 of each detector and merge rule (truth: foreign or flipped)", "",
              m.round(3).to_markdown(), ""]
     for r in rows:
-        if "rereads" in r:
-            lines += ["## The fine-tuned run read again (`rereads`)", "", "```",
-                      json.dumps(r["rereads"], indent=1), "```", ""]
+        if "typing_from_finetuned_read_epoch" in r:
+            lines += ["## Typing re-read with the fine-tuned network's read-epoch "
+                      "probabilities", "", "```",
+                      json.dumps(r["typing_from_finetuned_read_epoch"], indent=1), "```", ""]
     (folder / "finetune.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

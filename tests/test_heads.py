@@ -1,7 +1,6 @@
 """The batched trainer against one scikit-learn fit per model."""
 
 import numpy as np
-import pytest
 import torch
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
@@ -224,30 +223,3 @@ def test_finetune_epoch_skips_a_last_batch_of_one():
     train_epoch(model, opt, lambda x: x.float() / 255, pixels, y, torch.arange(65),
                 batch_size=64, gen=torch.Generator().manual_seed(0))
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
-
-
-@pytest.mark.parametrize("accuracy, read", [
-    ([0.5, 0.7, 0.8, 0.97, 0.99, 1, 1, 1, 1, 1], 2),  # memorises at epoch 3 (> 1 - 0.1 / 2)
-    ([0.5] * 10, 5),  # never: the end of the constant-LR phase (6 of 10 epochs)
-    ([0.99] * 10, 0),
-])
-def test_finetune_keeps_the_embedding_of_the_read_epoch(monkeypatch, accuracy, read):
-    """The run keeps one epoch's embedding, chosen while it trains: the one summarise_run
-    then names the read epoch."""
-    import cleanlab_ng.train.finetune as ft
-
-    labels = np.arange(100) % 2
-    epochs = iter(range(10))
-
-    def predict(model, normalise, pixels, rows, *, batch_size):
-        epoch = next(epochs)
-        pred = np.where(np.arange(100) < accuracy[epoch] * 100, labels, 1 - labels)
-        return np.eye(2)[pred] * 0.9 + 0.05, np.full((100, 4), epoch, np.float16)
-
-    monkeypatch.setattr(ft, "_predict", predict)
-    monkeypatch.setattr(ft, "train_epoch", lambda *args, **kwargs: None)
-    monkeypatch.setattr(ft, "proxy_model", lambda *args: (torch.nn.Linear(1, 1), None))
-    dyn = ft.finetune_dynamics(np.zeros((100, 2, 2, 3), np.uint8), labels, None, n_classes=2,
-                               noise_rate=0.1, schedule=ft.Schedule(epochs=10))
-    assert dyn.read_epoch == read
-    assert (dyn.embedding == read).all()

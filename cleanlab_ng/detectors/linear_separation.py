@@ -68,10 +68,9 @@ def detect(record: TrainingRecord, *, n_detections: int = N_DETECTIONS,
     Parameters
     ----------
     record : TrainingRecord
-        Reads ``record.dynamics.loss`` at up to ``n_detections`` epochs, and the embedding:
-        the fine-tuned network's (``record.dynamics.embedding``) when the run recorded one,
-        else ``record.features`` (the standardised feature matrix) with its neighbour search
-        ``record.neighbours`` when it has one deep enough.
+        Reads ``record.features`` (the standardised feature matrix), its neighbour search
+        ``record.neighbours`` when it has one deep enough, and ``record.dynamics.loss`` at up
+        to ``n_detections`` epochs.
     n_detections : int, default=6
     separation : {"neighbours", "hyperplane"}, default="neighbours"
         How the small-loss split is carried over the embedding: over each sample's
@@ -97,18 +96,14 @@ def detect(record: TrainingRecord, *, n_detections: int = N_DETECTIONS,
     q = np.array([small_loss_posterior(dyn.loss[e].astype(np.float64)) for e in epochs])
     q_linear = q[0::2]  # even detections are the separation's, odd ones the loss flag's
     q_loss = q[1::2] if len(q) > 1 else q_linear
-    if dyn.embedding is not None:  # --finetune: the trained network's own, as in the paper
-        features, searched = dyn.embedding.astype(np.float32), None
-    else:
-        features, searched = record.features, record.neighbours
     if separation == "neighbours":
-        near = feature_neighbours(features, n_neighbours, searched)
+        near = feature_neighbours(record.features, n_neighbours, record.neighbours)
         other_label = (record.labels[near] != record.labels[:, None]).mean(axis=1)
         p_sep = q_linear.mean(axis=0)[near].mean(axis=1) * other_label
         score, flag = p_sep, robust_outliers(p_sep, OUTLIER_Z)
     elif separation == "hyperplane":
         # the hyperplanes are independent fits, so they are fitted together
-        p_lr = hyperplane_posteriors(normalise_features(features), q_linear > TRUSTED)
+        p_lr = hyperplane_posteriors(normalise_features(record.features), q_linear > TRUSTED)
         p_sep, flag = p_lr.mean(axis=0), p_lr[-1] > 0.5
         score = 0.5 * (p_sep + q_loss.mean(axis=0))
     else:

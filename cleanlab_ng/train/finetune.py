@@ -5,29 +5,20 @@ the pretrained backbone plus a linear classifier, trained on the images with the
 labels (SGD with momentum, random crop and flip, constant LR for the first 60 % of the
 epochs then cosine decay), with one eval-mode pass over the deterministic view of every
 image after each epoch -- the same record the head run writes, so every detector reads it
-unchanged -- plus the backbone's pooled features at the read epoch: the embedding of a
-network trained on the noisy labels, which ``linear_separation`` separates as the LSA paper
-does. The images are decoded once into memory at ``image_size`` (N x S x S x 3 bytes).
+unchanged. The images are decoded once into memory at ``image_size`` (N x S x S x 3 bytes).
 :func:`proxy_model`, :func:`train_epoch` and :func:`predict_proba` also train the fold
 models of fastReCoV (:mod:`cleanlab_ng.train.fastrecov`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..backbones import Backbone, trainable_backbone
-from .proxy import (
-    WARMUP_FRACTION,
-    Progress,
-    _lr_factor,
-    _record_epoch,
-    settled_read_epoch,
-    summarise_run,
-)
+from .proxy import WARMUP_FRACTION, Progress, _lr_factor, _record_epoch, summarise_run
 from .record import Dynamics
 
 
@@ -98,25 +89,15 @@ def finetune_dynamics(
               for k in ("loss", "p_given", "margin", "entropy")}
     pred = np.empty((epochs, n), dtype=np.int32)
     probas = []
-    # the embedding at the read epoch, kept as soon as the accuracies settle which one it is:
-    # keeping every epoch's would cost N x D per epoch
-    embedding = previous = None
     for epoch in range(epochs):
         train_epoch(model, opt, normalise, pixels, y, everyone, batch_size=batch_size, gen=gen)
         sched.step()
-        proba, features = _predict(model, normalise, pixels, everyone, batch_size=batch_size)
+        proba = predict_proba(model, normalise, pixels, everyone, batch_size=batch_size)
         _record_epoch(proba, labels, epoch, fields, pred)
         probas.append(proba.astype(np.float16))
-        if embedding is None:
-            train_acc = (pred[:epoch + 1] == labels).mean(axis=1)
-            read = settled_read_epoch(train_acc, noise_rate, n_warm)
-            if read is not None:
-                embedding = features if read == epoch else previous
-            previous = features
         if on_epoch:
             on_epoch(epoch + 1, epochs)
-    run = summarise_run(fields, pred, probas, labels, noise_rate=noise_rate, n_warm=n_warm)
-    return replace(run, embedding=embedding)
+    return summarise_run(fields, pred, probas, labels, noise_rate=noise_rate, n_warm=n_warm)
 
 
 def proxy_model(backbone: Backbone, n_classes: int, seed: int, device: str):
@@ -159,23 +140,13 @@ def train_epoch(model, opt, normalise, pixels: torch.Tensor, y: torch.Tensor,
 def predict_proba(model, normalise, pixels: torch.Tensor, rows: torch.Tensor, *,
                   batch_size: int) -> np.ndarray:
     """Eval-mode softmax probabilities of ``rows`` on the deterministic view: (len(rows), C)."""
-    return _predict(model, normalise, pixels, rows, batch_size=batch_size)[0]
-
-
-def _predict(model, normalise, pixels: torch.Tensor, rows: torch.Tensor, *,
-             batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Eval-mode probabilities (len(rows), C) and the backbone's pooled features
-    (len(rows), D, float16) of ``rows`` on the deterministic view."""
     model.eval()
-    backbone, classifier = model
     device = next(model.parameters()).device
-    proba, features = [], []
     with torch.inference_mode(), _mixed_precision(device):
-        for s in range(0, len(rows), batch_size):
-            z = backbone(normalise(pixels[rows[s:s + batch_size]]))
-            proba.append(torch.softmax(classifier(z).float(), -1).cpu())
-            features.append(z.half().cpu())
-    return torch.cat(proba).numpy(), torch.cat(features).numpy()
+        return torch.cat([
+            torch.softmax(model(normalise(pixels[rows[s:s + batch_size]])).float(), -1).cpu()
+            for s in range(0, len(rows), batch_size)
+        ]).numpy()
 
 
 def _mixed_precision(device: torch.device):

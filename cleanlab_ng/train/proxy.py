@@ -177,7 +177,8 @@ def summarise_run(fields: dict, pred: np.ndarray, probas: list, labels: np.ndarr
     train_acc = (pred == labels[None, :]).mean(axis=1)
     above = np.flatnonzero(train_acc > 1 - noise_rate / 2)
     memorization = int(above[0]) if len(above) else -1
-    read = settled_read_epoch(train_acc, noise_rate, n_warm)
+    read = memorization - 1 if memorization >= 0 else n_warm - 1
+    read = min(max(read, 0), n_warm - 1)
     t0 = read // 2
     snap = np.array([t0, min(t0 + 2, read), read])
     return Dynamics(
@@ -274,16 +275,6 @@ def batch_size_for(n_samples: int) -> int:
     256, a 600-sample table would get 3 steps an epoch and barely move in the warm-up.
     """
     return int(np.clip(n_samples // 20, 16, 256))
-
-
-def settled_read_epoch(train_acc, noise_rate: float, n_warm: int) -> int | None:
-    """The read epoch, once the training accuracies of the epochs so far settle it (else
-    None): the epoch before the first that fits more than ``1 - noise_rate / 2`` of the given
-    labels (the head starts to memorise), at the latest the end of the constant-LR phase."""
-    for epoch, accuracy in enumerate(train_acc[:n_warm]):
-        if accuracy > 1 - noise_rate / 2:
-            return max(epoch - 1, 0)
-    return n_warm - 1 if len(train_acc) >= n_warm else None
 
 
 def _lr_factor(epoch: int, n_warm: int, epochs: int) -> float:

@@ -75,9 +75,6 @@ class Dynamics:
     snapshots: np.ndarray  # (3, N, C) probabilities at those epochs
     memorization_epoch: int  # first epoch that fits more than 1 - noise rate; -1 if none
     read_epoch: int  # last epoch before memorisation (or the end of the constant-LR phase)
-    # (N, D) float16: the fine-tuned backbone's pooled features at read_epoch (--finetune),
-    # the network's own embedding that LSA separates; None for heads on frozen features
-    embedding: np.ndarray | None = None
 
     @property
     def n_epochs(self) -> int:

@@ -88,14 +88,6 @@ def test_neighbours_single_out_the_foreign_cluster_not_the_flips():
     searched = replace(_record(Z, labels, loss), neighbours=feature_neighbours(Z, 80))
     np.testing.assert_array_equal(linear_separation.detect(searched, n_neighbours=50).score,
                                   res.score)
-    # a fine-tuned run's own embedding takes the place of the features (and their search)
-    noise = rng.normal(size=Z.shape)
-    tuned = replace(_record(noise, labels, loss), neighbours=feature_neighbours(noise, 80))
-    tuned = replace(tuned, dynamics=replace(tuned.dynamics, embedding=Z.astype(np.float16)))
-    stored = Z.astype(np.float16).astype(np.float32)  # the record keeps it in half precision
-    np.testing.assert_array_equal(linear_separation.detect(tuned, n_neighbours=50).score,
-                                  linear_separation.detect(_record(stored, labels, loss),
-                                                           n_neighbours=50).score)
     plane = linear_separation.detect(_record(Z, labels, loss), separation="hyperplane")
     assert plane.diagnostics["separation"] == "hyperplane"
     with pytest.raises(ValueError, match="separation"):

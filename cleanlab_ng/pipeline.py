@@ -156,6 +156,7 @@ def clean(
         marker = prepare_out(Path(out), data.source, overwrite=overwrite)
         out = marker.parent
         input_hash = content_hash(data)
+    _warn_skipped_baseline(detectors)
     start = time.perf_counter()
     features = encode(
         data, backbone=backbone, weights=weights, image_size=image_size,
@@ -325,13 +326,19 @@ def _select_detectors(detectors) -> list[str]:
         if detectors is not None:
             raise ConfigError("--detectors cl: cleanlab is not installed. "
                               "pip install 'cleanlab-ng[baseline]', or drop cl.")
-        log.warning("cleanlab is not installed: skipping the cl baseline "
-                    "(pip install 'cleanlab-ng[baseline]')")
-        names.remove("cl")
+        names.remove("cl")  # said by _warn_skipped_baseline, once the input has loaded
     if all(n in BASELINES for n in names):
         raise ConfigError(f"--detectors {','.join(names)}: baselines are only compared, never "
                           "merged. Add a detector, e.g. --detectors recov,cl.")
     return names
+
+
+def _warn_skipped_baseline(detectors) -> None:
+    """Say that the default run skips ``cl``: after the input loaded, so that a bad input's
+    error stays the only line."""
+    if detectors is None and not cl.available():
+        log.warning("cleanlab is not installed: skipping the cl baseline "
+                    "(pip install 'cleanlab-ng[baseline]')")
 
 
 def _summary(data, features, record, results, report, timings, **info) -> dict:

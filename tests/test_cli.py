@@ -175,6 +175,16 @@ def test_overwrite_never_deletes_foreign_files(tmp_path, csv_table):
     assert not (out / "cleaned" / "digits.csv").exists()
 
 
+def test_bad_input_stays_one_line_without_cleanlab(tmp_path, csv_table, monkeypatch):
+    from cleanlab_ng.detectors import cl
+
+    monkeypatch.setattr(cl, "available", lambda: False)
+    path, _, _ = csv_table
+    result = invoke("clean", path.parent, "--out", path.parent / "out")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize("case", ["out_inside", "cuda", "no_labels", "bad_detector"])
 def test_cli_errors_are_one_line_with_exit_2(tmp_path, csv_table, case):
     path, _, _ = csv_table

@@ -58,6 +58,8 @@ def test_without_cleanlab_cl_is_skipped_by_default_and_refused_by_name(monkeypat
     monkeypatch.setattr(cl, "available", lambda: False)
     with caplog.at_level(logging.WARNING, logger="cleanlab_ng"):
         names = pipeline._select_detectors(None)
+        assert not caplog.text  # said once the input has loaded, so a bad input stays one line
+        pipeline._warn_skipped_baseline(None)
     assert "cl" not in names and "recov" in names
     assert "cleanlab is not installed: skipping the cl baseline" in caplog.text
     with pytest.raises(ConfigError) as info:

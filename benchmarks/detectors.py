@@ -99,8 +99,12 @@ NOTES = """## Reading (written by hand for the run at 6beea71; one seed)
   top on cat/dog: 1,087 flagged for an estimate of 924; `separation_sweep` has the trade
   per z). Neither the neighbours' label entropy nor a two-component mixture on the score
   (both by hand at 6beea71) tells aggre's confusable regions from the foreign ones.
-  Reaching the target needs an embedding in which the foreign images stand apart (the
-  fine-tuned proxy, `--finetune`, on a GPU, is the candidate; not measured).
+  Reaching the target needs an embedding in which the foreign images stand apart. The
+  fine-tuned proxy is not one (`benchmarks/results/finetune.md`, on a GPU, four detectors,
+  the same folder as image files): `--finetune` types 57.8 % of the foreign images out of
+  distribution against 55.2 % for the frozen heads on that folder, and separating the
+  fine-tuned network's own embedding (`finetune_embedding.md`, reverted) lowers the AUROC
+  to 0.932 and types 26 % of the flagged flips out of distribution.
 - (c) misses the 80 % target: `referee` (the default) is ≥ every single detector on 4/8
   sets here (5/8 in the run at 32f9529: retrained, digits pair moved across the line,
   0.875 vs late_stopping's 0.874 then, 0.870 vs confidence_drop's 0.873 now), at most

@@ -11,8 +11,7 @@ end). ``recov`` is left out of both: with ``--finetune`` it is fastReCoV, ten ru
 fine-tuned fold models, more than a GPU check's budget. Per run: seconds per stage, the (b)
 figures, and the merge rules against each detector on the folder (truth: foreign or
 flipped, as in (c)); for the fine-tuned run also the typing re-read with the fine-tuned
-network's own probabilities at its read epoch in place of the frozen heads' out-of-fold ones
-(``issue`` is decided from those: ``cleanlab_ng.merge.out_of_distribution``).
+network's own probabilities (:func:`read_epoch_typing`).
 
 Meant for a GPU (``device="auto"``); on a CPU the fine-tuning takes hours. Writes
 ``finetune.md`` and ``.json`` to ``--results`` (default ``benchmarks/results``).
@@ -69,7 +68,10 @@ def image_folder(root: Path, n: int, held_out: tuple[int, int]) -> pd.DataFrame:
 
 
 def read_epoch_typing(out: Path, rep: pd.DataFrame, data) -> dict:
-    """``issue`` re-decided with the fine-tuned network's probabilities at its read epoch."""
+    """The no-class test of ``cleanlab_ng.merge.out_of_distribution`` on every sample that
+    linear_separation flags (the report tests only those also flagged, or singled out more
+    strongly), with the fine-tuned network's probabilities at its read epoch in place of the
+    frozen heads' out-of-fold ones."""
     folder = out / ".cleanlab-ng" / "record"
     key = json.loads((folder / "dynamics.json").read_text())["key"]
     dyn = load_stage(folder, "dynamics", key)[0]

@@ -328,26 +328,34 @@ def ood_metrics(rep: pd.DataFrame, foreign: np.ndarray, flipped: np.ndarray) -> 
     """The (b) figures of one report: how the foreign images and the flips were flagged and
     typed, and every detector's flag count."""
     noisy = rep["is_noisy"].to_numpy()
-    issue = rep["issue"].astype(str).to_numpy()
     flagged_flips = flipped & noisy
-    ood = issue == "out_of_distribution"
+    ood = (rep["issue"] == "out_of_distribution").to_numpy()
     return {
         "n_foreign": int(foreign.sum()), "true_wrong": int((foreign | flipped).sum()),
         "flagged": int(noisy.sum()),
         "lsa_flag_foreign_recall": float(rep["linear_separation_flag"][foreign].mean()),
         "foreign_flagged": int((foreign & noisy).sum()),
-        "foreign_ood_share": float(ood[foreign].mean()),
         "flagged_foreign_ood_share": float(ood[foreign & noisy].mean())
         if (foreign & noisy).any() else float("nan"),
         "flagged_flips": int(flagged_flips.sum()),
-        "flagged_flips_mislabeled_share": float((issue[flagged_flips] == "mislabeled").mean())
+        **typing_metrics(ood, foreign, flagged_flips),
+        "merged_auroc_foreign": float(roc_auc_score(foreign, rep["noise_score"])),
+        "flagged_per_detector": {d: int(rep[f"{d}_flag"].sum()) for d in
+                                 [c[:-5] for c in rep.columns if c.endswith("_flag")]},
+    }
+
+
+def typing_metrics(ood: np.ndarray, foreign: np.ndarray, flagged_flips: np.ndarray) -> dict:
+    """How the samples typed out of distribution (``ood``) split: the share of the foreign
+    images among them and of them among the foreign images; the share of the flagged flips
+    left mislabeled (a flagged sample is either)."""
+    return {
+        "foreign_ood_share": float(ood[foreign].mean()),
+        "flagged_flips_mislabeled_share": float((~ood[flagged_flips]).mean())
         if flagged_flips.any() else float("nan"),
         "ood_issued": int(ood.sum()),
         "ood_issued_foreign_precision": float(foreign[ood].mean()) if ood.any()
         else float("nan"),
-        "merged_auroc_foreign": float(roc_auc_score(foreign, rep["noise_score"])),
-        "flagged_per_detector": {d: int(rep[f"{d}_flag"].sum()) for d in
-                                 [c[:-5] for c in rep.columns if c.endswith("_flag")]},
     }
 
 

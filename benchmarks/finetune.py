@@ -42,6 +42,7 @@ from benchmarks.detectors import (
     ood_folder,
     ood_metrics,
     pair_name,
+    typing_metrics,
 )
 from benchmarks.embeddings import IMAGE_SIZE, image_paths
 from benchmarks.foundation import current_commit
@@ -78,23 +79,19 @@ def read_epoch_typing(out: Path, rep: pd.DataFrame, data) -> dict:
     proba = dyn.snapshots[-1]  # snapshot_epochs[-1] is read_epoch
     candidates = rep["linear_separation_flag"].to_numpy(bool)
     ood = out_of_distribution(candidates, data.labels, proba)
-    foreign = rep["foreign"].to_numpy()
     flagged_flips = rep["flipped"].to_numpy() & rep["is_noisy"].to_numpy()
     return {"read_epoch": dyn.read_epoch, "memorization_epoch": dyn.memorization_epoch,
             "train_accuracy": [round(float(a), 4) for a in dyn.train_accuracy],
-            "foreign_ood_share": float(ood[foreign].mean()),
-            "flagged_flips_mislabeled_share": float((~ood[flagged_flips]).mean()),
-            "ood_issued": int(ood.sum()),
-            "ood_issued_foreign_precision": float(foreign[ood].mean()) if ood.any()
-            else float("nan")}
+            **typing_metrics(ood, rep["foreign"].to_numpy(), flagged_flips)}
 
 
 def run(root: Path, truth: pd.DataFrame, name: str, options: dict, *, epochs: int,
         image_size: int) -> tuple[dict, list[dict]]:
-    out = root.parent / f"out-{root.name}-{'finetune' if options else 'frozen'}"
+    finetune = options.get("finetune", False)
+    out = root.parent / f"out-{root.name}-{'finetune' if finetune else 'frozen'}"
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    if options.get("finetune"):  # the head runs keep their default of 40 epochs
+    if finetune:  # the head runs keep their default of 40 epochs
         options = dict(options, epochs=epochs)
     res = cleanlab_ng.clean(root, out, detectors=DETECTORS, image_size=image_size,
                             cache_dir=root.parent / f"{root.name}-features", export="none",
@@ -107,7 +104,7 @@ def run(root: Path, truth: pd.DataFrame, name: str, options: dict, *, epochs: in
            "seconds": res.summary["seconds"], "estimated_noise_rate":
            res.summary["estimated_noise_rate"], "lsa_auroc_foreign": auc,
            "lsa_auroc_ci": [lo, hi], **ood_metrics(rep, foreign, flipped)}
-    if options.get("finetune"):
+    if finetune:
         data = cleanlab_ng.load_dataset(root)  # the record's order and label codes
         row["typing_from_finetuned_read_epoch"] = read_epoch_typing(
             out, rep.set_index("sample_id").loc[data.sample_ids], data)

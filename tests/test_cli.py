@@ -178,8 +178,6 @@ def test_overwrite_never_deletes_foreign_files(tmp_path, csv_table):
 
 
 def test_bad_input_stays_one_line_without_cleanlab(tmp_path, csv_table, monkeypatch):
-    from cleanlab_ng.detectors import cl
-
     monkeypatch.setattr(cl, "available", lambda: False)
     path, _, _ = csv_table
     result = invoke("clean", path.parent, "--out", path.parent / "out")

@@ -45,17 +45,25 @@ def _umask() -> int:
     return mask
 
 
-def prepare_out(out: Path, source: Path, *, overwrite: bool) -> Path:
+def prepare_out(out: Path, inputs: list[Path], *, overwrite: bool) -> Path:
     """Check that OUT may be written and create it with its marker; return the marker folder.
 
-    OUT may not be, or lie inside, the input; an existing OUT must be empty, an earlier
-    run's output (it holds the marker), or ``overwrite`` must be set.
+    ``inputs`` are the resolved paths the run reads: the path the user named, then every
+    file and folder of the dataset. OUT may not be, or lie inside, an input folder, and no
+    input may lie inside OUT, whose ``cleaned/`` every run rewrites: cleaning an earlier
+    run's ``cleaned/`` into the same OUT would delete the very files it reads. A folder
+    beside a named table file is fine. An existing OUT must be empty, an earlier run's output
+    (it holds the marker), or ``overwrite`` must be set.
     """
     out = out.resolve()
-    root = source if source.is_dir() else source.parent
-    if out == root or root in out.parents:
-        raise ConfigError(f"{out}: the output folder lies inside the input {root}. "
+    holder = next((p for p in inputs if (p == out or p in out.parents) and p.is_dir()), None)
+    if holder is not None:
+        raise ConfigError(f"{out}: the output folder lies inside the input {holder}. "
                           "Choose an --out outside the dataset.")
+    inside = next((p for p in inputs if out in p.parents), None)
+    if inside is not None:
+        raise ConfigError(f"{inside}: this input lies inside the output folder {out}, which "
+                          "every run rewrites. Choose another --out.")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder. Choose another --out.")
     marker = out / MARKER

@@ -153,7 +153,9 @@ def clean(
         if finetune and data.image_paths is None:
             raise ConfigError(f"--finetune: {data.source} is a {data.layout.replace('_', ' ')}, "
                               "not images. Drop --finetune.")
-        marker = prepare_out(Path(out), data.source, overwrite=overwrite)
+        marker = prepare_out(Path(out), [Path(dataset).resolve(), data.source,
+                                           *data.files.values(), *(data.image_paths or ())],
+                             overwrite=overwrite)
         out = marker.parent
         input_hash = content_hash(data)
     _warn_skipped_baseline(detectors)

@@ -58,7 +58,7 @@ def cli():
 @cli.command(epilog=EPILOG)
 @click.argument("dataset", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path),
-              help="Output folder (created; must not lie inside DATASET).")
+              help="Output folder (created; DATASET and OUT may not lie inside each other).")
 @click.option("--labels", type=click.Path(path_type=Path),
               help="Labels file for images or an .npy matrix [default: labels.csv beside it].")
 @click.option("--label-column", default="label", show_default=True)

@@ -177,6 +177,31 @@ def test_overwrite_never_deletes_foreign_files(tmp_path, csv_table):
     assert not (out / "cleaned" / "digits.csv").exists()
 
 
+def test_out_may_sit_beside_a_table_file(csv_table):
+    path, _, _ = csv_table
+    before = tree_hash(path)
+    assert invoke("clean", path, "--out", path.parent / "out", *FAST).exit_code == 0
+    assert (path.parent / "out" / "cleaned" / "digits.csv").is_file()
+    assert tree_hash(path) == before
+
+
+@pytest.mark.parametrize("layout", ["table", "images"])
+def test_cleaning_a_cleaned_export_into_its_own_out_is_refused(tmp_path, csv_table,
+                                                                 image_folder, layout):
+    # the run would first clear OUT/cleaned, which here is the input itself
+    source = csv_table[0] if layout == "table" else image_folder[0]
+    out = tmp_path / "out"
+    fast = [*FAST, "--backbone", "pixels", "--detectors", "bmm"]
+    assert invoke("clean", source, "--out", out, *fast).exit_code == 0
+    again = out / "cleaned" / source.name if layout == "table" else out / "cleaned"
+    before = tree_hash(again)
+    result = invoke("clean", again, "--out", out, *fast)
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {again}: this input lies inside the output folder {out}, "
+                             "which every run rewrites. Choose another --out.\n")
+    assert tree_hash(again) == before
+
+
 def test_bad_input_stays_one_line_without_cleanlab(tmp_path, csv_table, monkeypatch):
     monkeypatch.setattr(cl, "available", lambda: False)
     path, _, _ = csv_table

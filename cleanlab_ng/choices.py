@@ -13,5 +13,7 @@ MERGE_RULES = ("referee", "overlap", "agreement", "rank_mean", "vote")
 RECOV_RULES = ("structure", "count", "joint", "bound", "binomial", "gmm", "auto")
 #: :func:`cleanlab_ng.train.recov.train_recov`
 RECOV_METRICS = ("class_margin", "accuracy")
+#: :func:`cleanlab_ng.features.encode`
+TABLE_FEATURES = ("auto", "linear", "kernel")
 #: :func:`cleanlab_ng.export.export_cleaned`
 EXPORT_MODES = ("hardlink", "copy", "none")

@@ -1,6 +1,7 @@
 """Turn a :class:`Dataset` into the feature matrix ``Z`` that the proxy heads train on.
 
-* tables: numbers as they are, categories one-hot, missing values imputed (and counted);
+* tables: numbers as they are, categories one-hot, missing values imputed (and counted),
+  then, where they predict the given labels better, random RBF kernel features (Nystroem);
 * embeddings: as given;
 * text: TF-IDF reduced by truncated SVD (:mod:`cleanlab_ng.text`), offline and deterministic;
 * images: the pooled embedding of a pretrained timm backbone when its weights are available
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .choices import TABLE_FEATURES
 from .data import Dataset, content_hash
 from .errors import DatasetError
 from .export import atomic_write
@@ -32,6 +34,16 @@ log = logging.getLogger(__name__)
 # our choice: beyond this many categories a column is more likely an id or free text than a
 # category; its rarest values are pooled into one "other" indicator.
 MAX_CATEGORIES = 50
+# Every proxy head is linear in the features, which suits embeddings but not a table whose
+# classes no hyperplane separates (two moons, concentric circles, a class between two
+# others): there the heads misfit clean samples and the detectors flag them. Our choice: an
+# RBF kernel (gamma = 1 / columns on standardised columns) approximated by Nystroem on this
+# many landmarks, enough for such boundaries in a few dozen columns at N x 256 features;
+# taken only when its out-of-fold heads predict the given labels better than the columns'
+# by KERNEL_Z standard errors of the paired difference (benchmarks/tables.py)
+KERNEL_COMPONENTS = 256
+KERNEL_Z = 2.0
+KERNEL_FOLDS = 5
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,7 +57,8 @@ class Features:
     readable : ndarray of bool, shape (n_samples,)
         False for images that could not be decoded; they are left out of training.
     kind : str
-        ``table``, ``embeddings``, ``pixels`` or ``timm:<model>``.
+        ``table``, ``table+kernel``, ``embeddings``, ``text``, ``pixels`` or
+        ``timm:<model>``.
     reason : str
         Why this kind was chosen, for the log and the summary.
     n_imputed : int
@@ -71,6 +84,7 @@ def encode(
     device: str = "cpu",
     cache_dir: Path | None = None,
     input_hash: str | None = None,
+    table_features: str = "auto",
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Features:
     """Encode ``dataset`` into standardised features, through the on-disk cache.
@@ -91,6 +105,10 @@ def encode(
         weights and the resolution; None disables the cache.
     input_hash : str, default=None
         The dataset's content hash (computed when needed and not given).
+    table_features : {"auto", "linear", "kernel"}, default="auto"
+        Tables only: the standardised columns (``linear``), random RBF kernel features of
+        them (``kernel``), or the kernel features when they predict the given labels
+        better out of fold (``auto``, see :func:`table_kernel_choice`).
     on_progress : callable, default=None
         ``on_progress(done, total)`` while images are encoded.
 
@@ -114,31 +132,99 @@ def encode(
             "weights": _file_hash(spec.weights) if spec and spec.weights else None,
             "image_size": image_size if dataset.image_paths is not None else None,
             "text_column": dataset.features.name if dataset.layout == "text" else None,
+            "table_features": table_features if dataset.layout == "table" else None,
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
         cache_file = Path(cache_dir) / f"features-{digest}.npz"
         if cache_file.is_file():
             with np.load(cache_file) as cached:
-                return Features(cached["Z"], cached["readable"], kind,
+                return Features(cached["Z"], cached["readable"], str(cached["kind"]),
                                 str(cached["reason"]), int(cached["n_imputed"]), cached=True)
-    features = _compute(dataset, spec, reason, kind, image_size, device, on_progress)
+    if dataset.layout == "table":
+        features = _table_features(dataset, table_features)
+    else:
+        features = _compute(dataset, spec, reason, kind, image_size, device, on_progress)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(cache_file, lambda p: np.savez(
-            p, Z=features.Z, readable=features.readable, reason=features.reason,
-            n_imputed=features.n_imputed))
+            p, Z=features.Z, readable=features.readable, kind=features.kind,
+            reason=features.reason, n_imputed=features.n_imputed))
     return features
 
 
+def _table_features(dataset: Dataset, mode: str) -> Features:
+    if mode not in TABLE_FEATURES:
+        raise ValueError(f"table_features must be one of {TABLE_FEATURES}, got {mode!r}")
+    Z, n_imputed = _table_matrix(dataset.features)
+    Z = _standardise(Z)
+    reason, kind = "table columns, standardised", "table"
+    for name in _free_text_columns(dataset.features)[:1]:
+        reason += (f"; column '{name}' looks like free text and was used as categories: "
+                   f"pass --text-column {name} to embed it as text")
+        log.warning(reason)
+    if mode != "linear":
+        K = _standardise(kernel_features(Z))
+        if mode == "kernel":
+            Z, kind = K, "table+kernel"
+            reason += "; RBF kernel features (asked for)"
+        else:
+            gain, se = table_kernel_choice(Z, K, dataset.labels, dataset.n_classes)
+            better = gain > KERNEL_Z * se and gain > 0
+            reason += (f"; RBF kernel features {'taken' if better else 'not taken'}: held-out "
+                       f"accuracy {gain * 100:+.1f} points (standard error {se * 100:.1f})")
+            if better:
+                Z, kind = K, "table+kernel"
+    log.info("table features: %s", reason)
+    return Features(Z, np.ones(len(Z), bool), kind, reason, n_imputed)
+
+
+def kernel_features(Z: np.ndarray, n_components: int = KERNEL_COMPONENTS,
+                    seed: int = 0) -> np.ndarray:
+    """Nystroem features of the RBF kernel ``exp(-||x - x'||^2 / n_columns)`` on the rows of
+    the standardised ``Z``: linear heads on them fit boundaries the columns cannot."""
+    from sklearn.kernel_approximation import Nystroem
+
+    nystroem = Nystroem(gamma=1.0 / Z.shape[1], n_components=min(n_components, len(Z)),
+                        random_state=seed)
+    return nystroem.fit_transform(Z).astype(np.float32)
+
+
+def table_kernel_choice(Z: np.ndarray, K: np.ndarray, labels: np.ndarray,
+                        n_classes: int) -> tuple[float, float]:
+    """How much better held-out linear heads on ``K`` predict the given labels than on
+    ``Z``: the mean paired gain in accuracy and its standard error.
+
+    The heads are recov's closed-form ridge heads (5 folds, each feature set at its best L2
+    of ``RIDGE_L2_GRID``), a few milliseconds where the softmax heads took seconds. The given
+    labels are noisy, but a wrong label is as hard to predict from either set of features,
+    so the gain measures how much more of the classes' structure the kernel features hold.
+    """
+    import torch  # loads only for tables, which need it for the heads anyway
+
+    from .train.heads import prepare_ridge, repeated_fold_orders, ridge_cross_fit
+    from .train.recov import RIDGE_L2_GRID
+
+    y = torch.as_tensor(labels, dtype=torch.int64)
+    orders = repeated_fold_orders(labels, KERNEL_FOLDS, 0, range(1))
+    correct = []
+    for F in (Z, K):
+        fit = prepare_ridge(torch.as_tensor(F), y, n_classes=n_classes, dtype=torch.float32)
+        best = None
+        for l2 in RIDGE_L2_GRID:
+            scores, slots = ridge_cross_fit(fit, orders, KERNEL_FOLDS, l2)
+            rows, predicted = slots.reshape(-1), scores.argmax(dim=0).reshape(-1)
+            real = rows < len(labels)  # the padding slots of short folds
+            hit = np.zeros(len(labels))
+            hit[rows[real].numpy()] = (predicted[real] == y[rows[real]]).numpy()
+            if best is None or hit.mean() > best.mean():
+                best = hit
+        correct.append(best)
+    diff = correct[1] - correct[0]
+    se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
+    return float(diff.mean()), float(se)
+
+
 def _compute(dataset, spec, reason, kind, image_size, device, on_progress) -> Features:
-    if dataset.layout == "table":
-        Z, n_imputed = _table_matrix(dataset.features)
-        reason = "table columns, standardised"
-        for name in _free_text_columns(dataset.features)[:1]:
-            reason += (f"; column '{name}' looks like free text and was used as categories: "
-                       f"pass --text-column {name} to embed it as text")
-            log.warning(reason)
-        return Features(_standardise(Z), np.ones(len(Z), bool), kind, reason, n_imputed)
     if dataset.layout == "text":
         from .text import embed_texts
 

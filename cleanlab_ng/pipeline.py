@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from . import __version__
-from .choices import EXPORT_MODES, MERGE_RULES, RECOV_METRICS, RECOV_RULES
+from .choices import EXPORT_MODES, MERGE_RULES, RECOV_METRICS, RECOV_RULES, TABLE_FEATURES
 from .data import content_hash, load_dataset
 from .detectors import (
     BASELINES,
@@ -67,6 +67,7 @@ def clean(
     weights: str | Path | None = None,
     image_size: int = 224,
     cache_dir: str | Path | None = None,
+    table_features: str = "auto",
     head: str = "linear",
     finetune: bool = False,
     epochs: int = 40,
@@ -101,6 +102,10 @@ def clean(
     backbone, weights, image_size, cache_dir
         Image features (see :func:`cleanlab_ng.features.encode`); ``cache_dir`` defaults to
         ``OUT/.cleanlab-ng/cache``.
+    table_features : {"auto", "linear", "kernel"}, default="auto"
+        Tables: the standardised columns, RBF kernel features of them, or the kernel features
+        when they predict the given labels better out of fold (see
+        :func:`cleanlab_ng.features.encode`).
     head : {"linear", "mlp"}, default="linear"
         Proxy head of the full-data run.
     finetune : bool, default=False
@@ -138,8 +143,8 @@ def clean(
     """
     _validate(epochs=epochs, folds=folds, late_stopping_rounds=late_stopping_rounds,
               noise_rate=noise_rate, head=head, image_size=image_size, merge=merge,
-              export=export, recov_runs=recov_runs, recov_rule=recov_rule,
-              recov_metric=recov_metric)
+              table_features=table_features, export=export, recov_runs=recov_runs,
+              recov_rule=recov_rule, recov_metric=recov_metric)
     names = _select_detectors(detectors)
     torch_device = _resolve_device(device)
     torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
@@ -163,7 +168,8 @@ def clean(
     features = encode(
         data, backbone=backbone, weights=weights, image_size=image_size,
         device=str(torch_device), cache_dir=Path(cache_dir or marker / "cache"),
-        input_hash=input_hash, on_progress=lambda d, t: progress("encode", d, t),
+        input_hash=input_hash, table_features=table_features,
+        on_progress=lambda d, t: progress("encode", d, t),
     )
     timings["features_cached" if features.cached else "encode"] = time.perf_counter() - start
     readable = features.readable
@@ -406,7 +412,7 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
 
 
 def _validate(*, epochs, folds, late_stopping_rounds, noise_rate, head, image_size, merge,
-              export, recov_runs, recov_rule, recov_metric) -> None:
+              table_features, export, recov_runs, recov_rule, recov_metric) -> None:
     checks = [
         ("epochs", epochs, isinstance(epochs, int) and epochs >= 2, "an int >= 2"),
         ("folds", folds, isinstance(folds, int) and folds >= 2, "an int >= 2"),
@@ -418,6 +424,8 @@ def _validate(*, epochs, folds, late_stopping_rounds, noise_rate, head, image_si
         ("image_size", image_size, isinstance(image_size, int) and image_size >= 8,
          "an int >= 8"),
         ("merge", merge, merge in MERGE_RULES, "one of " + ", ".join(MERGE_RULES)),
+        ("table_features", table_features, table_features in TABLE_FEATURES,
+         "one of " + ", ".join(TABLE_FEATURES)),
         ("export", export, export in EXPORT_MODES, "one of " + ", ".join(EXPORT_MODES)),
         ("recov_runs", recov_runs,
          recov_runs is None or isinstance(recov_runs, int) and recov_runs >= 1,

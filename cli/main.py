@@ -21,6 +21,7 @@ from cleanlab_ng.choices import (
     MERGE_RULES,
     RECOV_METRICS,
     RECOV_RULES,
+    TABLE_FEATURES,
 )
 from cleanlab_ng.errors import CleanlabNgError
 
@@ -85,6 +86,10 @@ def cli():
 @click.option("--image-size", type=click.IntRange(8), default=224, show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Embedding cache [default: OUT/.cleanlab-ng/cache].")
+@click.option("--table-features", type=click.Choice(TABLE_FEATURES), default="auto",
+              show_default=True,
+              help="Tables: the standardised columns (linear), RBF kernel features of them, "
+                   "or the kernel features where they predict the labels better (auto).")
 @click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear",
               show_default=True, help="Proxy head of the full-data run.")
 @click.option("--finetune", is_flag=True,

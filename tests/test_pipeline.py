@@ -45,6 +45,8 @@ def test_vote_merge(tmp_path, csv_table):
     ("folds", 1, "'folds' must be an int >= 2, got 1."),
     ("noise_rate", 1.5, "'noise_rate' must be a float in [0, 1), got 1.5."),
     ("head", "cnn", "'head' must be 'linear' or 'mlp', got 'cnn'."),
+    ("table_features", "rbf",
+     "'table_features' must be one of auto, linear, kernel, got 'rbf'."),
 ])
 def test_invalid_options_fail_before_any_work(tmp_path, csv_table, option, value, message):
     path, _, _ = csv_table

@@ -68,7 +68,7 @@ def summary_table(summary: dict, out: str) -> Table:
         f"proxy out-of-fold accuracy {proxy['oof_accuracy']:.1%} ({proxy['features']})",
     )
     for name, info in summary["detectors"].items():
-        notes = " · ".join(f"{k} {v}" for k, v in info.items() if k != "flagged")
+        notes = " · ".join(f"{k} {_short(v)}" for k, v in info.items() if k != "flagged")
         if name in summary["baselines"]:
             notes = f"baseline, not merged · {notes}"
         table.add_row(name, str(info["flagged"]), notes)
@@ -77,3 +77,8 @@ def summary_table(summary: dict, out: str) -> Table:
     seconds = " · ".join(f"{k} {v:.1f}s" for k, v in summary["seconds"].items())
     table.caption = f"kept {summary['kept']} in cleaned/ · {seconds}"
     return table
+
+
+def _short(value) -> str:
+    # diagnostics are full-precision floats in summary.json; three significant digits read
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -282,3 +282,20 @@ def test_a_recov_only_run_loads_neither_scikit_learn_nor_scipy_stats(tmp_path, d
                           cwd=Path(__file__).parents[1])
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_summary_table_rounds_the_diagnostics():
+    from rich.console import Console
+
+    from cli.render import summary_table
+
+    summary = {"n": 10, "flagged": 1, "estimated_noise_rate": 0.1, "unreadable": 0,
+               "kept": 9, "seconds": {"load": 0.01234}, "baselines": [],
+               "proxy": {"oof_accuracy": 0.9, "features": "table"},
+               "detectors": {"recov": {"flagged": 1, "runs": 4096,
+                                       "stability": 0.9930625746361081}}}
+    console = Console(width=200, record=True)
+    console.print(summary_table(summary, "out"))
+    text = console.export_text()
+    assert "stability 0.993 " in text and "runs 4096" in text
+    assert "0.99306" not in text

@@ -138,7 +138,9 @@ def encode(
         cache_file = Path(cache_dir) / f"features-{digest}.npz"
         if cache_file.is_file():
             with np.load(cache_file) as cached:
-                return Features(cached["Z"], cached["readable"], str(cached["kind"]),
+                # caches written before the kind was stored hold images or embeddings only
+                stored = str(cached["kind"]) if "kind" in cached else kind
+                return Features(cached["Z"], cached["readable"], stored,
                                 str(cached["reason"]), int(cached["n_imputed"]), cached=True)
     if dataset.layout == "table":
         features = _table_features(dataset, table_features)

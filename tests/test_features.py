@@ -71,3 +71,18 @@ def test_clean_table_with_a_curved_boundary_is_left_alone(tmp_path):
                                                        "auto": "table+kernel"}[mode]
     assert flagged["auto"] <= 4 < 10 <= flagged["linear"]
     assert np.isfinite(result.report["noise_score"]).all()
+
+
+def test_a_cache_written_without_the_kind_still_loads(tmp_path):
+    X, y = make_blobs(50, centers=2, random_state=0)
+    np.save(tmp_path / "features.npy", X.astype(np.float32))
+    pd.DataFrame({"label": y}).to_csv(tmp_path / "labels.csv", index=False)
+    data = load_dataset(tmp_path)
+    first = encode(data, cache_dir=tmp_path / "cache")
+    [file] = (tmp_path / "cache").glob("features-*.npz")
+    with np.load(file) as cached:  # the layout of the cache before kinds were stored
+        old = {k: cached[k] for k in cached.files if k != "kind"}
+    np.savez(file, **old)
+    again = encode(data, cache_dir=tmp_path / "cache")
+    assert again.cached and again.kind == first.kind == "embeddings"
+    np.testing.assert_array_equal(again.Z, first.Z)

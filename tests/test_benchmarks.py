@@ -113,3 +113,21 @@ def test_ood_folder_scatters_two_classes_and_flips_a_tenth_of_the_rest():
     assert not np.isin(given[order], (3, 5)).any()  # every file sits in a kept folder
     assert len(flips) == 80 and (given[flips] != labels[flips]).all()
     assert (given[order] != labels[order]).sum() == len(flips) + len(foreign)
+
+
+def test_tables_benchmark_reports_auto_against_the_better_mode(tmp_path, monkeypatch):
+    import benchmarks.tables as tables
+
+    monkeypatch.setattr(tables, "RESULTS", tmp_path)
+    rows = []
+    for table, wrong, f1, flagged in [("curved 20%", 30, (0.40, 0.90, 0.88), (50, 31, 31)),
+                                      ("curved 0%", 0, (0.0, 0.0, 0.0), (30, 0, 1))]:
+        for mode, f, n in zip(tables.MODES, f1, flagged):
+            rows.append({"table": table, "wrong": wrong, "mode": mode, "merged_f1": f,
+                         "merged_flagged": n, "cleanlab_f1": 0.5, "reason": "x; why",
+                         "features": "table+kernel" if mode != "linear" else "table"})
+    tables.write_results(pd.DataFrame(rows), "cmd", "abc", 1)
+    text = (tmp_path / "tables.md").read_text()
+    assert "at most 0.020 below the better of `linear` and `kernel` on the 1 noisy" in text
+    assert "flags 1 samples on the 1 clean ones (`linear` 30, `kernel` 0)" in text
+    assert "- curved 20%: why" in text

@@ -14,7 +14,9 @@ _PUBLIC = {
     "Dataset": "data",
     "DatasetError": "errors",
     "DetectorResult": "detectors",
+    "LabelIssueFinder": "estimator",
     "clean": "pipeline",
+    "find_label_issues": "estimator",
     "get_detector": "detectors",
     "load_dataset": "data",
 }

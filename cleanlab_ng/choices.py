@@ -15,5 +15,8 @@ RECOV_RULES = ("structure", "count", "joint", "bound", "binomial", "gmm", "auto"
 RECOV_METRICS = ("class_margin", "accuracy")
 #: :func:`cleanlab_ng.features.encode`
 TABLE_FEATURES = ("auto", "linear", "kernel")
+#: :func:`cleanlab_ng.export.export_cleaned`: drop every flagged sample, or give the
+#: mislabeled ones their suggested label and drop only those no class explains
+FIX_MODES = ("remove", "relabel")
 #: :func:`cleanlab_ng.export.export_cleaned`
 EXPORT_MODES = ("hardlink", "copy", "none")

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -118,12 +118,16 @@ def write_outputs(out: Path, report: pd.DataFrame, summary: dict, manifest: Mani
 
 
 def export_cleaned(
-    dataset: Dataset, keep: np.ndarray, out: Path, manifest: Manifest, *, mode: str = "hardlink"
+    dataset: Dataset, keep: np.ndarray, out: Path, manifest: Manifest, *, mode: str = "hardlink",
+    labels: np.ndarray | None = None,
 ) -> int:
     """Write ``out/cleaned``: the dataset in its own layout, only the rows in ``keep``.
 
     Image files are hard-linked (copied across devices, or with ``mode="copy"``); tables,
-    labels files and ``.npy`` matrices keep their format, columns and row order.
+    labels files and ``.npy`` matrices keep their format, columns and row order. ``labels``
+    (indices into the class names, default the given ones) relabels: a table's or labels
+    file's label column gets the new class name, an image of a class folder moves to the
+    new class's folder (``<stem>.from-<old class><suffix>`` where its name is taken there).
     Returns the number of samples kept.
     """
     if mode not in EXPORT_MODES:
@@ -133,9 +137,14 @@ def export_cleaned(
     if mode == "none":
         return 0
     target.mkdir(exist_ok=True)
+    labels = dataset.labels if labels is None else labels
+    names = np.asarray(dataset.class_names, dtype=object)
     if dataset.image_paths is not None:
+        ids = dataset.sample_ids
+        if dataset.layout == "image_folder":
+            ids = _refiled(ids, dataset.labels, labels, names, keep)
         for path, sample_id in zip(np.asarray(dataset.image_paths, dtype=object)[keep],
-                                   dataset.sample_ids[keep]):
+                                   ids[keep]):
             dest = target / sample_id
             dest.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(path, dest, mode)
@@ -145,10 +154,36 @@ def export_cleaned(
         if role == "embeddings":
             atomic_write(dest, lambda p: np.save(p, np.load(path)[keep]))
         else:
-            frame = dataset.table.iloc[np.flatnonzero(keep)]
+            frame = dataset.table
+            changed = np.flatnonzero(labels != dataset.labels)
+            if len(changed):
+                frame = frame.copy()
+                column = frame.columns.get_loc(dataset.label_column)
+                # object first: a new class name must not be cast to the old column's dtype
+                frame[dataset.label_column] = frame[dataset.label_column].astype(object)
+                frame.iloc[changed, column] = names[labels[changed]]
+                frame[dataset.label_column] = frame[dataset.label_column].infer_objects()
+            frame = frame.iloc[np.flatnonzero(keep)]
             atomic_write(dest, lambda p: _write_table(frame, p, path.suffix))
         manifest.add(dest)
     return int(keep.sum())
+
+
+def _refiled(ids: np.ndarray, given: np.ndarray, labels: np.ndarray, names: np.ndarray,
+             keep: np.ndarray) -> np.ndarray:
+    """Class-folder ids with each relabelled image moved to its new class's folder."""
+    ids = ids.copy()
+    moved = np.flatnonzero(keep & (labels != given))
+    taken = set(ids[keep & (labels == given)])
+    for i in moved:
+        old, _, rest = ids[i].partition("/")
+        new = f"{names[labels[i]]}/{rest}"
+        if new in taken:
+            name = PurePosixPath(rest)
+            new = f"{names[labels[i]]}/{name.with_stem(f'{name.stem}.from-{old}')}"
+        taken.add(new)
+        ids[i] = new
+    return ids
 
 
 def _write_table(frame: pd.DataFrame, path: str, suffix: str) -> None:

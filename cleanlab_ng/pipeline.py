@@ -16,7 +16,14 @@ import pandas as pd
 import torch
 
 from . import __version__
-from .choices import EXPORT_MODES, MERGE_RULES, RECOV_METRICS, RECOV_RULES, TABLE_FEATURES
+from .choices import (
+    EXPORT_MODES,
+    FIX_MODES,
+    MERGE_RULES,
+    RECOV_METRICS,
+    RECOV_RULES,
+    TABLE_FEATURES,
+)
 from .data import content_hash, load_dataset
 from .detectors import (
     BASELINES,
@@ -80,6 +87,7 @@ def clean(
     seed: int = 0,
     threads: int | None = None,
     export: str = "hardlink",
+    fix: str = "remove",
     overwrite: bool = False,
     on_progress: Progress | None = None,
 ) -> CleanResult:
@@ -132,6 +140,10 @@ def clean(
     threads : int, default=None
         torch threads; default the cores available to this process.
     export : {"hardlink", "copy", "none"}, default="hardlink"
+    fix : {"remove", "relabel"}, default="remove"
+        What ``cleaned/`` does with the flagged samples: leaves them all out, or gives the
+        ``mislabeled`` ones their ``suggested_label`` and leaves out only the
+        ``out_of_distribution`` (and unreadable) ones.
     overwrite : bool, default=False
         Allow writing into a non-empty OUT that holds no earlier run (nothing is deleted).
     on_progress : callable, default=None
@@ -143,7 +155,7 @@ def clean(
     """
     _validate(epochs=epochs, folds=folds, late_stopping_rounds=late_stopping_rounds,
               noise_rate=noise_rate, head=head, image_size=image_size, merge=merge,
-              table_features=table_features, export=export, recov_runs=recov_runs,
+              table_features=table_features, export=export, fix=fix, recov_runs=recov_runs,
               recov_rule=recov_rule, recov_metric=recov_metric)
     names = _select_detectors(detectors)
     torch_device = _resolve_device(device)
@@ -280,12 +292,23 @@ def clean(
                               ood_on_top=fixed is None)
     with _timed(timings, "export"):
         manifest = Manifest(out)
-        keep = ~(report["is_noisy"].to_numpy() | ~readable)
-        n_kept = export_cleaned(data, keep, out, manifest, mode=export)
+        noisy, issue = report["is_noisy"].to_numpy(), report["issue"].to_numpy()
+        new_labels = None
+        if fix == "relabel":
+            # a mislabeled sample gets its suggested label; one whose suggestion is the label
+            # it has (flagged, but no other class is more likely) goes, as the foreign do
+            suggested = _label_indices(report["suggested_label"], data.class_names)
+            relabel = noisy & (issue == "mislabeled") & (suggested != data.labels)
+            noisy = noisy & ~relabel
+            new_labels = np.where(relabel, suggested, data.labels)
+        keep = ~noisy & readable
+        n_kept = export_cleaned(data, keep, out, manifest, mode=export, labels=new_labels)
         summary = _summary(data, features, record, results, report, timings, seed=seed,
                            input_hash=input_hash, names=names, merge=merge, n_kept=n_kept,
                            folds=folds, dynamics_runs=len(records),
-                           export=export, device=torch_device.type,
+                           export=export, fix=fix, device=torch_device.type,
+                           n_relabelled=0 if new_labels is None or export == "none"
+                           else int((new_labels != data.labels).sum()),
                            dynamics_source=f"{features.kind} end to end" if finetune
                            else f"{head} head")
         write_outputs(out, report, summary, manifest)
@@ -405,14 +428,16 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
         "agreement": agreement,
         "merge": info["merge"],
         "export": info["export"],
+        "fix": info["fix"],
         "kept": info["n_kept"],
+        "relabelled": info["n_relabelled"],
         "seed": info["seed"],
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
 
 
 def _validate(*, epochs, folds, late_stopping_rounds, noise_rate, head, image_size, merge,
-              table_features, export, recov_runs, recov_rule, recov_metric) -> None:
+              table_features, export, fix, recov_runs, recov_rule, recov_metric) -> None:
     checks = [
         ("epochs", epochs, isinstance(epochs, int) and epochs >= 2, "an int >= 2"),
         ("folds", folds, isinstance(folds, int) and folds >= 2, "an int >= 2"),
@@ -427,6 +452,7 @@ def _validate(*, epochs, folds, late_stopping_rounds, noise_rate, head, image_si
         ("table_features", table_features, table_features in TABLE_FEATURES,
          "one of " + ", ".join(TABLE_FEATURES)),
         ("export", export, export in EXPORT_MODES, "one of " + ", ".join(EXPORT_MODES)),
+        ("fix", fix, fix in FIX_MODES, "one of " + ", ".join(FIX_MODES)),
         ("recov_runs", recov_runs,
          recov_runs is None or isinstance(recov_runs, int) and recov_runs >= 1,
          "None or an int >= 1"),
@@ -456,3 +482,9 @@ def _timed(timings: dict, stage: str):
     yield
     timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
     log.debug("%s: %.2f s", stage, timings[stage])
+
+
+def _label_indices(values: pd.Series, class_names: list) -> np.ndarray:
+    """Indices into ``class_names`` of report label values (class names as given)."""
+    index = {name: i for i, name in enumerate(class_names)}
+    return np.array([index[v] for v in values], dtype=np.int64)

@@ -18,6 +18,7 @@ from cleanlab_ng import __version__
 from cleanlab_ng.choices import (
     DETECTOR_NAMES,
     EXPORT_MODES,
+    FIX_MODES,
     MERGE_RULES,
     RECOV_METRICS,
     RECOV_RULES,
@@ -115,6 +116,9 @@ def cli():
               help="torch threads [default: the cores available].")
 @click.option("--export", "export_mode", type=click.Choice(EXPORT_MODES), default="hardlink",
               show_default=True, help="How cleaned/ gets the kept files.")
+@click.option("--fix", type=click.Choice(FIX_MODES), default="remove", show_default=True,
+              help="cleaned/ leaves out every flagged sample (remove), or gives the "
+                   "mislabeled ones their suggested label and leaves out the rest (relabel).")
 @click.option("--overwrite", is_flag=True,
               help="Write into a non-empty OUT not made by cleanlab-ng (deletes nothing).")
 @click.option("--fail-above", type=click.FloatRange(0, 1), default=None,

@@ -75,7 +75,8 @@ def summary_table(summary: dict, out: str) -> Table:
     if summary["unreadable"]:
         table.add_row("unreadable", str(summary["unreadable"]), "skipped, listed in the report")
     seconds = " · ".join(f"{k} {v:.1f}s" for k, v in summary["seconds"].items())
-    table.caption = f"kept {summary['kept']} in cleaned/ · {seconds}"
+    relabelled = f", {summary['relabelled']} relabelled" if summary.get("relabelled") else ""
+    table.caption = f"kept {summary['kept']} in cleaned/{relabelled} · {seconds}"
     return table
 
 

@@ -131,3 +131,14 @@ def test_tables_benchmark_reports_auto_against_the_better_mode(tmp_path, monkeyp
     assert "at most 0.020 below the better of `linear` and `kernel` on the 1 noisy" in text
     assert "flags 1 samples on the 1 clean ones (`linear` 30, `kernel` 0)" in text
     assert "- curved 20%: why" in text
+
+
+def test_cleaned_label_errors_read_class_folders_and_relabelled_names(tmp_path):
+    from benchmarks.fix import cleaned_label_errors
+
+    pd.DataFrame({"sample_id": ["a/0.png", "b/1.png", "a/2.png"],
+                  "true_label": ["a", "a", "a"]}).to_csv(tmp_path / "truth.csv", index=False)
+    for rel in ("a/0.png", "a/1.from-b.png", "b/2.png"):
+        (tmp_path / "cleaned" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "cleaned" / rel).write_bytes(b"")
+    assert cleaned_label_errors(tmp_path / "cleaned", str(tmp_path / "truth.csv")) == (3, 1)

@@ -299,3 +299,40 @@ def test_summary_table_rounds_the_diagnostics():
     text = console.export_text()
     assert "stability 0.993 " in text and "runs 4096" in text
     assert "0.99306" not in text
+
+
+def test_fix_relabel_moves_mislabeled_images_to_their_suggested_class(tmp_path, image_folder):
+    root, ids, flipped = image_folder
+    out = tmp_path / "out"
+    fast = [*FAST, "--backbone", "pixels", "--detectors", "bmm,late_stopping"]
+    assert invoke("clean", root, "--out", out, "--fix", "relabel", *fast).exit_code == 0
+    report = pd.read_csv(out / "report.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    moved = report["is_noisy"] & (report["issue"] == "mislabeled") & (
+        report["suggested_label"] != report["given_label"])
+    assert summary["fix"] == "relabel" and summary["relabelled"] == moved.sum() > 0
+    files = {f.relative_to(out / "cleaned").as_posix() for f in (out / "cleaned").rglob("*.png")}
+    assert len(files) == summary["kept"] == len(report) - (report["is_noisy"] & ~moved).sum()
+    for _, row in report[moved].iterrows():
+        name = row["sample_id"].split("/", 1)[1]
+        assert f"{row['suggested_label']}/{name}" in files
+    # the true class of a relabelled image is its new folder more often than its old one
+    true = dict(zip(ids, np.where(flipped, "flipped", "kept")))
+    assert np.mean([true[s] == "flipped" for s in report.loc[moved, "sample_id"]]) > 0.7
+
+
+def test_fix_relabel_rewrites_a_tables_label_column(tmp_path, csv_table, digits):
+    path, frame, _ = csv_table
+    _, true, given, _ = digits  # the rows of the table, in order
+    out = tmp_path / "out"
+    assert invoke("clean", path, "--out", out, "--fix", "relabel", *FAST).exit_code == 0
+    report = pd.read_csv(out / "report.csv")
+    cleaned = pd.read_csv(out / "cleaned" / "digits.csv")
+    relabel = (report["issue"] == "mislabeled") & (report["suggested_label"] != given)
+    kept = ~report["is_noisy"] | relabel
+    assert cleaned["id"].tolist() == frame["id"][kept].tolist()
+    assert cleaned["label"].tolist() == report["suggested_label"][kept].tolist()
+    assert cleaned["label"].dtype == frame["label"].dtype  # integer classes stay integers
+    # most of the input's wrong labels are gone, on more rows than removing them leaves
+    assert (cleaned["label"] != true[kept]).mean() < 0.5 * (given != true).mean()
+    assert kept.sum() > (~report["is_noisy"]).sum()

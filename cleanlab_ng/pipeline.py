@@ -142,8 +142,8 @@ def clean(
     export : {"hardlink", "copy", "none"}, default="hardlink"
     fix : {"remove", "relabel"}, default="remove"
         What ``cleaned/`` does with the flagged samples: leaves them all out, or gives the
-        ``mislabeled`` ones their ``suggested_label`` and leaves out only the
-        ``out_of_distribution`` (and unreadable) ones.
+        ``mislabeled`` ones their ``suggested_label`` and leaves out only the rest: the
+        ``out_of_distribution`` ones and those whose suggestion is their given label.
     overwrite : bool, default=False
         Allow writing into a non-empty OUT that holds no earlier run (nothing is deleted).
     on_progress : callable, default=None

@@ -336,3 +336,13 @@ def test_fix_relabel_rewrites_a_tables_label_column(tmp_path, csv_table, digits)
     # most of the input's wrong labels are gone, on more rows than removing them leaves
     assert (cleaned["label"] != true[kept]).mean() < 0.5 * (given != true).mean()
     assert kept.sum() > (~report["is_noisy"]).sum()
+
+
+def test_a_relabelled_image_whose_name_is_taken_gets_its_old_class_in_the_name():
+    from cleanlab_ng.export import _refiled
+
+    ids = np.array(["a/x.png", "b/x.png", "a/y.png"], dtype=object)
+    names = np.array(["a", "b"], dtype=object)
+    moved = _refiled(ids, np.array([0, 1, 0]), np.array([1, 1, 1]), names,
+                     np.array([True, True, True]))
+    assert moved.tolist() == ["b/x.from-a.png", "b/x.png", "b/y.png"]

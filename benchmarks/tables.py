@@ -36,9 +36,9 @@ from sklearn.datasets import (
     make_moons,
 )
 
-from benchmarks.foundation import SHARED, current_commit
+from benchmarks.foundation import current_commit
 from benchmarks.runner import run_clean, score
-from benchmarks.suites import flip_labels
+from benchmarks.suites import flip_labels, music_genre_crowd
 
 RESULTS = Path(__file__).parent / "results"
 MODES = ("linear", "kernel", "auto")
@@ -64,25 +64,34 @@ def label_sets() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
         for rate in RATES:
             given = flip_labels(y, "symmetric", rate, seed=[0, 7]) if rate else y
             sets.append((f"{name} {rate:.0%}", X, given, y))
-    music = SHARED / "music_genre_crowd"
-    labels = pd.read_csv(music / "labels.csv")
-    sets.append(("music genre crowd (29 % wrong)", np.load(music / "train_features.npy"),
-                 labels["noisy_label"].to_numpy(), labels["true_label"].to_numpy()))
+    music = next(music_genre_crowd())
+    sets.append(("music genre crowd (29 % wrong)", music.features, music.given, music.true))
     return sets
 
 
-def run_table(work: Path, name: str, X, given, true, threads: int) -> list[dict]:
-    slug = "".join(c if c.isalnum() else "_" for c in name)
-    table = work / slug / "table.csv"
-    table.parent.mkdir(parents=True, exist_ok=True)
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def write_table(path: Path, X, given, *, ids: bool = False) -> None:
+    """``X`` and the labels as a user's CSV: columns x0, x1, ..., label (and a row-number
+    ``id`` column first with ``ids``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(np.asarray(X, dtype=np.float64),
                          columns=[f"x{i}" for i in range(X.shape[1])])
+    if ids:
+        frame.insert(0, "id", np.arange(len(frame)))
     frame["label"] = given
-    frame.to_csv(table, index=False)
+    frame.to_csv(path, index=False)
+
+
+def run_table(work: Path, name: str, X, given, true, threads: int) -> list[dict]:
+    table = work / slug(name) / "table.csv"
+    write_table(table, X, given)
     wrong = given != true
     rows = []
     for mode in MODES:
-        out = work / f"out-{slug}-{mode}"
+        out = work / f"out-{slug(name)}-{mode}"
         run = run_clean(table, out, ["--table-features", mode], threads)
         report = pd.read_parquet(out / "report.parquet")
         with warnings.catch_warnings():  # a clean table has no wrong label to rank

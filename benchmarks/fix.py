@@ -1,11 +1,15 @@
 """What ``cleaned/`` holds under ``--fix remove`` and ``--fix relabel``: samples kept and
-labels still wrong, against the input.
+labels still wrong, against the input, and how often the suggested labels are right.
 
 Runs ``cleanlab-ng clean`` (defaults otherwise, ``--export copy``) on the demo image folder
 (``datasets/digits_noisy``, pixels backbone as ``make demo``), on scikit-learn's digits and
-breast cancer as CSV tables with 20 % symmetric noise, and on the crowd-labelled music-genre
-table (``../shared/datasets/music_genre_crowd``, 29 % wrong), then reads the cleaned export
-back and compares its labels with the truth.
+breast cancer as CSV tables with 20 % symmetric noise, on the crowd-labelled music-genre
+table (``../shared/datasets/music_genre_crowd``, 29 % wrong), and on CIFAR-10N images
+0-9999 with ``aggre_label`` and ``worse_label`` (the suite's cached EfficientNet-Lite0
+embedding as an ``.npy`` matrix with a labels file), then reads the cleaned export back and
+compares its labels with the truth. For the relabel runs it also reads the report: of the
+``mislabeled`` samples, how many suggestions their neighbours back (``suggestion_backed``)
+and how often the backed and the unbacked suggestions are the true label.
 
 Usage: ``python -m benchmarks.fix [--threads 1]``; writes ``benchmarks/results/fix.md`` and
 ``fix.json``.
@@ -19,15 +23,19 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from benchmarks.foundation import current_commit
+from benchmarks.embeddings import image_embeddings
+from benchmarks.foundation import SHARED, current_commit
 from benchmarks.runner import run_clean
 from benchmarks.tables import label_sets, slug, write_table
 
 RESULTS = Path(__file__).parent / "results"
 DEMO = Path(__file__).parents[1] / "datasets" / "digits_noisy"
 MODES = ("remove", "relabel")
+CIFAR_LABELS = ("aggre_label", "worse_label")
+N_CIFAR = 10_000
 
 
 def cleaned_label_errors(cleaned: Path, truth: str) -> tuple[int, int]:
@@ -53,8 +61,9 @@ def run_demo(work: Path, threads: int) -> list[dict]:
         run = run_clean(DEMO / "data", out, ["--backbone", "pixels", "--fix", mode,
                                              "--export", "copy"], threads)
         kept, wrong = cleaned_label_errors(out / "cleaned", str(DEMO / "truth.csv"))
+        true = truth.set_index("sample_id")["true_label"]
         rows.append(_row("demo image folder (digits_noisy)", mode, len(truth), n_wrong,
-                         kept, wrong, run))
+                         kept, wrong, run, _suggestions(out, true)))
     return rows
 
 
@@ -69,17 +78,60 @@ def run_table(work: Path, name: str, X, given, true, threads: int) -> list[dict]
         cleaned = pd.read_csv(out / "cleaned" / "table.csv")
         wrong = int((cleaned["label"].to_numpy() != true[cleaned["id"].to_numpy()]).sum())
         rows.append(_row(name, mode, len(given), int((given != true).sum()), len(cleaned),
-                         wrong, run))
+                         wrong, run, _suggestions(out, pd.Series(true))))
     return rows
 
 
-def _row(name, mode, n, n_wrong, kept, wrong, run) -> dict:
-    return {"dataset": name, "fix": mode, "n": n, "wrong_in_input": n_wrong,
-            "input_wrong_rate": round(n_wrong / n, 4), "kept": kept, "wrong_kept": wrong,
-            "cleaned_wrong_rate": round(wrong / max(kept, 1), 4),
-            "correct_kept": kept - wrong,
-            "relabelled": run["summary"].get("relabelled", 0),
-            "wall_s": round(run["wall_s"], 1)}
+def run_cifar(work: Path, column: str, threads: int) -> list[dict]:
+    """CIFAR-10N images 0..N_CIFAR-1 as the embedding matrix ``clean`` takes, with an id
+    column in the labels file that ``cleaned/labels.csv`` keeps."""
+    labels = pd.read_csv(SHARED / "cifar10n" / "labels.csv").iloc[:N_CIFAR]
+    given, true = labels[column].to_numpy(), labels["true_label"].to_numpy()
+    root = work / f"cifar10n_{column}"
+    root.mkdir(parents=True, exist_ok=True)
+    np.save(root / "features.npy", image_embeddings("cifar10n", N_CIFAR))
+    pd.DataFrame({"id": np.arange(N_CIFAR), "label": given}).to_csv(root / "labels.csv",
+                                                                     index=False)
+    rows = []
+    for mode in MODES:
+        out = work / f"out-cifar10n_{column}-{mode}"
+        run = run_clean(root / "features.npy", out, ["--fix", mode, "--export", "copy"],
+                        threads)
+        cleaned = pd.read_csv(out / "cleaned" / "labels.csv")
+        wrong = int((cleaned["label"].to_numpy() != true[cleaned["id"].to_numpy()]).sum())
+        rows.append(_row(f"CIFAR-10N {column} 0-{N_CIFAR - 1}", mode, N_CIFAR,
+                         int((given != true).sum()), len(cleaned), wrong, run,
+                         _suggestions(out, pd.Series(true))))
+    return rows
+
+
+def _suggestions(out: Path, true: pd.Series) -> dict:
+    """Of the report's ``mislabeled`` rows: how many suggestions the neighbours back, and
+    the share of the backed and of the unbacked suggestions that are the true label (``true``
+    indexed by sample id)."""
+    report = pd.read_parquet(out / "report.parquet")
+    mislabeled = report[report["issue"] == "mislabeled"]
+    ids = mislabeled["sample_id"]
+    ids = ids.astype(int) if true.index.dtype.kind in "iu" else ids
+    right = mislabeled["suggested_label"].astype(str).to_numpy() == \
+        true.loc[ids].astype(str).to_numpy()
+    backed = mislabeled["suggestion_backed"].to_numpy(bool)
+    return {"mislabeled": len(mislabeled), "backed": int(backed.sum()),
+            "backed_right": _share(right[backed]), "unbacked_right": _share(right[~backed])}
+
+
+def _share(hits: np.ndarray) -> float | None:
+    return round(float(hits.mean()), 4) if len(hits) else None
+
+
+def _row(name, mode, n, n_wrong, kept, wrong, run, suggestions) -> dict:
+    row = {"dataset": name, "fix": mode, "n": n, "wrong_in_input": n_wrong,
+           "input_wrong_rate": round(n_wrong / n, 4), "kept": kept, "wrong_kept": wrong,
+           "cleaned_wrong_rate": round(wrong / max(kept, 1), 4),
+           "correct_kept": kept - wrong,
+           "relabelled": run["summary"].get("relabelled", 0),
+           "wall_s": round(run["wall_s"], 1)}
+    return {**row, **suggestions} if mode == "relabel" else row
 
 
 def main(argv=None) -> None:
@@ -91,6 +143,8 @@ def main(argv=None) -> None:
     for name, X, given, true in label_sets():
         if name in TABLES:
             rows += run_table(args.work, TABLES[name], X, given, true, args.threads)
+    for column in CIFAR_LABELS:
+        rows += run_cifar(args.work, column, args.threads)
     command = "python -m benchmarks.fix" + (f" --threads {args.threads}"
                                             if args.threads != 1 else "")
     write_results(pd.DataFrame(rows), command, current_commit(), args.threads)
@@ -107,7 +161,11 @@ def write_results(frame: pd.DataFrame, command: str, commit: str, threads: int) 
         f"threads {threads} · one draw of the noise",
         "",
         "`kept`: samples in `cleaned/`; `wrong_kept`: of those, labelled other than the "
-        "truth; `correct_kept`: correctly labelled samples the export hands back.",
+        "truth; `correct_kept`: correctly labelled samples the export hands back. Relabel "
+        "runs: `mislabeled` samples in the report, `backed` of them with a suggestion their "
+        "10 nearest neighbours back (no other label more common among them; only those are "
+        "relabelled, the rest left out), and the share of the backed and of the unbacked "
+        "suggestions that are the true label.",
         "",
         frame.drop(columns="wall_s").to_markdown(index=False, floatfmt=".4g"),
         "",

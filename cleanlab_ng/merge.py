@@ -27,6 +27,7 @@ import pandas as pd
 from .choices import MERGE_RULES
 from .detectors import DetectorResult, flag_top
 from .errors import ConfigError
+from .neighbours import label_support
 from .noise_count import confident_guess
 from .outliers import robust_outliers
 from .ranks import average_ranks
@@ -216,6 +217,7 @@ def build_report(
     n_flag: int,
     rule: str = "referee",
     referee: np.ndarray | None = None,
+    neighbours: np.ndarray | None = None,
     baselines: list[DetectorResult] = (),
     ood_on_top: bool = True,
 ) -> pd.DataFrame:
@@ -229,7 +231,11 @@ def build_report(
     ``linear_separation`` flags and no class explains are ``out_of_distribution``, and with
     ``ood_on_top`` so are those it singles out more strongly (``OOD_ON_TOP_Z``,
     ``OOD_ON_TOP_MIN``), flagged besides; without it (the user fixed the number flagged)
-    nothing is added.
+    nothing is added. With ``neighbours`` (each readable sample's nearest readable samples,
+    as indices among them), ``suggestion_support`` is the share of them labelled with the
+    suggested label and ``suggestion_backed`` whether no other label is more common among
+    them (:func:`cleanlab_ng.neighbours.label_support`), the check ``--fix relabel`` makes
+    before it takes a suggestion.
     """
     n = len(sample_ids)
     names = np.asarray(class_names, dtype=object)
@@ -250,15 +256,20 @@ def build_report(
     is_noisy[readable] |= flag
     issue = np.where(readable, np.where(is_noisy, "mislabeled", "clean"), "unreadable")
     issue = np.where(ood, "out_of_distribution", issue)
+    suggested = np.where(is_noisy & ~ood, predicted, labels)
     frame = pd.DataFrame({
         "sample_id": sample_ids,
         "given_label": names[labels],
         "predicted_label": np.where(readable, names[predicted], None),
-        "suggested_label": names[np.where(is_noisy & ~ood, predicted, labels)],
+        "suggested_label": names[suggested],
         "noise_score": noise_score,
         "is_noisy": is_noisy,
         "issue": pd.Categorical(issue, categories=ISSUES),
     })
+    if neighbours is not None:
+        share, backed = label_support(neighbours, labels[readable], suggested[readable])
+        frame.insert(4, "suggestion_support", _spread(share, readable, np.nan))
+        frame.insert(5, "suggestion_backed", _spread(backed, readable, False))
     if referee is not None:
         frame["neighbour_disagreement"] = _spread(referee, readable, np.nan)
     for r in [*results, *baselines]:

@@ -142,8 +142,10 @@ def clean(
     export : {"hardlink", "copy", "none"}, default="hardlink"
     fix : {"remove", "relabel"}, default="remove"
         What ``cleaned/`` does with the flagged samples: leaves them all out, or gives the
-        ``mislabeled`` ones their ``suggested_label`` and leaves out only the rest: the
-        ``out_of_distribution`` ones and those whose suggestion is their given label.
+        ``mislabeled`` ones their ``suggested_label`` where their nearest neighbours back it
+        (``suggestion_backed``) and leaves out only the rest: the ``out_of_distribution``
+        ones, those whose suggestion is not backed, and those whose suggestion is their
+        given label.
     overwrite : bool, default=False
         Allow writing into a non-empty OUT that holds no earlier run (nothing is deleted).
     on_progress : callable, default=None
@@ -288,6 +290,7 @@ def clean(
         referee = label_disagreement(Z, y, REFEREE_NEIGHBOURS, near)
         report = build_report(data.sample_ids, data.labels, data.class_names, readable,
                               record.proba, merged, n_flag=n_flag, rule=merge, referee=referee,
+                              neighbours=feature_neighbours(Z, REFEREE_NEIGHBOURS, near),
                               baselines=[r for r in results if r.name in BASELINES],
                               ood_on_top=fixed is None)
     with _timed(timings, "export"):
@@ -295,10 +298,12 @@ def clean(
         noisy, issue = report["is_noisy"].to_numpy(), report["issue"].to_numpy()
         new_labels = None
         if fix == "relabel":
-            # a mislabeled sample gets its suggested label; one whose suggestion is the label
-            # it has (flagged, but no other class is more likely) goes, as the foreign do
+            # a mislabeled sample gets its suggested label when its neighbours back it; one
+            # whose suggestion they do not back, or is the label it has (flagged, but no
+            # other class is more likely), goes, as the foreign do
             suggested = _label_indices(report["suggested_label"], data.class_names)
-            relabel = noisy & (issue == "mislabeled") & (suggested != data.labels)
+            relabel = (noisy & (issue == "mislabeled") & (suggested != data.labels)
+                       & report["suggestion_backed"].to_numpy())
             noisy = noisy & ~relabel
             new_labels = np.where(relabel, suggested, data.labels)
         keep = ~noisy & readable
@@ -431,6 +436,9 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
         "fix": info["fix"],
         "kept": info["n_kept"],
         "relabelled": info["n_relabelled"],
+        # how many of the mislabeled samples' suggestions their neighbours back
+        "suggestions_backed": int((report["suggestion_backed"]
+                                   & (report["issue"] == "mislabeled")).sum()),
         "seed": info["seed"],
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }

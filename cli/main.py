@@ -118,7 +118,8 @@ def cli():
               show_default=True, help="How cleaned/ gets the kept files.")
 @click.option("--fix", type=click.Choice(FIX_MODES), default="remove", show_default=True,
               help="cleaned/ leaves out every flagged sample (remove), or gives the "
-                   "mislabeled ones their suggested label and leaves out the rest (relabel).")
+                   "mislabeled ones their suggested label where their nearest neighbours "
+                   "back it and leaves out the rest (relabel).")
 @click.option("--overwrite", is_flag=True,
               help="Write into a non-empty OUT not made by cleanlab-ng (deletes nothing).")
 @click.option("--fail-above", type=click.FloatRange(0, 1), default=None,

@@ -75,7 +75,11 @@ def summary_table(summary: dict, out: str) -> Table:
     if summary["unreadable"]:
         table.add_row("unreadable", str(summary["unreadable"]), "skipped, listed in the report")
     seconds = " · ".join(f"{k} {v:.1f}s" for k, v in summary["seconds"].items())
-    relabelled = f", {summary['relabelled']} relabelled" if summary.get("relabelled") else ""
+    relabelled = ""
+    if summary.get("fix") == "relabel":
+        # the rest of the mislabeled are left out: their neighbours do not back the suggestion
+        relabelled = (f", {summary['relabelled']} of {summary['issues']['mislabeled']} "
+                      "mislabeled relabelled")
     table.caption = f"kept {summary['kept']} in cleaned/{relabelled} · {seconds}"
     return table
 

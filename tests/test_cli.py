@@ -308,9 +308,11 @@ def test_fix_relabel_moves_mislabeled_images_to_their_suggested_class(tmp_path, 
     assert invoke("clean", root, "--out", out, "--fix", "relabel", *fast).exit_code == 0
     report = pd.read_csv(out / "report.csv")
     summary = json.loads((out / "summary.json").read_text())
-    moved = report["is_noisy"] & (report["issue"] == "mislabeled") & (
+    mislabeled = report["is_noisy"] & (report["issue"] == "mislabeled") & (
         report["suggested_label"] != report["given_label"])
+    moved = mislabeled & report["suggestion_backed"]
     assert summary["fix"] == "relabel" and summary["relabelled"] == moved.sum() > 0
+    assert summary["suggestions_backed"] >= moved.sum()
     files = {f.relative_to(out / "cleaned").as_posix() for f in (out / "cleaned").rglob("*.png")}
     assert len(files) == summary["kept"] == len(report) - (report["is_noisy"] & ~moved).sum()
     for _, row in report[moved].iterrows():
@@ -328,7 +330,8 @@ def test_fix_relabel_rewrites_a_tables_label_column(tmp_path, csv_table, digits)
     assert invoke("clean", path, "--out", out, "--fix", "relabel", *FAST).exit_code == 0
     report = pd.read_csv(out / "report.csv")
     cleaned = pd.read_csv(out / "cleaned" / "digits.csv")
-    relabel = (report["issue"] == "mislabeled") & (report["suggested_label"] != given)
+    relabel = ((report["issue"] == "mislabeled") & (report["suggested_label"] != given)
+               & report["suggestion_backed"])
     kept = ~report["is_noisy"] | relabel
     assert cleaned["id"].tolist() == frame["id"][kept].tolist()
     assert cleaned["label"].tolist() == report["suggested_label"][kept].tolist()
@@ -336,6 +339,11 @@ def test_fix_relabel_rewrites_a_tables_label_column(tmp_path, csv_table, digits)
     # most of the input's wrong labels are gone, on more rows than removing them leaves
     assert (cleaned["label"] != true[kept]).mean() < 0.5 * (given != true).mean()
     assert kept.sum() > (~report["is_noisy"]).sum()
+    # the suggestions the neighbours back are right more often than those they do not
+    flagged = (report["issue"] == "mislabeled").to_numpy()
+    right = report["suggested_label"].to_numpy() == true
+    backed = report["suggestion_backed"].to_numpy()
+    assert right[flagged & backed].mean() > right[flagged & ~backed].mean()
 
 
 def test_a_relabelled_image_whose_name_is_taken_gets_its_old_class_in_the_name():

@@ -148,6 +148,23 @@ def test_report_keeps_unreadable_rows_and_label_types():
     assert list(report["suggested_label"]) == [20, 10, 20, 20]
     assert np.isnan(report.loc[2, "noise_score"]) and not report.loc[2, "is_noisy"]
     assert report["predicted_label"].isna().tolist() == [False, False, True, False]
+    assert "suggestion_backed" not in report  # no neighbours given
+
+
+def test_report_says_whether_the_neighbours_back_each_suggestion():
+    # four readable samples of three; sample 0 (given 0) is flagged and its suggestion, 1, is
+    # what both of its neighbours carry; the unreadable row gets no support
+    proba = np.array([[0.1, 0.9], [0.1, 0.9], [0.2, 0.8], [0.9, 0.1]])
+    readable = np.array([True, True, False, True, True])
+    report = build_report(np.array(list("abcde"), dtype=object), np.array([0, 1, 1, 1, 0]),
+                          ["x", "y"], readable, proba, [_result("bmm", [0.9, 0.1, 0.2, 0.3])],
+                          n_flag=1, rule="rank_mean",
+                          neighbours=np.array([[1, 2], [0, 2], [0, 1], [0, 1]]))
+    assert list(report["suggested_label"]) == ["y", "y", "y", "y", "x"]
+    np.testing.assert_array_equal(report["suggestion_support"], [1.0, 0.5, np.nan, 0.5, 0.5])
+    assert report["suggestion_backed"].tolist() == [True, True, False, True, True]
+    assert list(report.columns[3:6]) == ["suggested_label", "suggestion_support",
+                                         "suggestion_backed"]
 
 
 def test_noise_count_on_a_planted_confident_joint():

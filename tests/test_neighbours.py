@@ -57,3 +57,19 @@ def test_a_deeper_search_serves_a_shallower_one():
                                   neighbours.label_disagreement(Z, labels, 10))
     # a search shallower than asked is not used: the answer is searched anew
     assert neighbours.feature_neighbours(Z, 20, deep[:, :5]).shape == (400, 20)
+
+
+def test_label_support_backs_the_most_common_label_of_the_neighbours():
+    from cleanlab_ng.neighbours import label_support
+
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    near = np.array([[1, 2, 3, 4], [0, 2, 3, 5], [3, 4, 5, 0], [4, 5, 0, 1],
+                     [3, 5, 2, 1], [3, 4, 0, 1]])
+    share, backed = label_support(near, labels, np.array([0, 1, 1, 2, 0, 0]))
+    assert share.tolist() == [0.5, 0.25, 0.5, 0.25, 0.5, 0.5]
+    # row 1: 0 is carried twice, 1 once; in rows 0 and 5 two labels tie: a tie backs
+    assert backed.tolist() == [True, False, True, False, True, True]
+    # among all-different neighbours any label they carry is backed, one they lack is not
+    backed = label_support(np.array([[1, 2], [0, 2], [0, 1]]), np.array([0, 1, 2]),
+                           np.array([1, 1, 1]))[1]
+    assert backed.tolist() == [True, False, True]

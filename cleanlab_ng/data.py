@@ -279,6 +279,7 @@ def _load_file(
             f"{path.name}: no feature columns besides '{label_column}'. "
             "Add feature columns, or point at the images the labels belong to."
         )
+    _check_no_infinity(frame[rest], path)
     return Dataset(
         source=path, layout="table", sample_ids=ids, labels=labels, class_names=names,
         table=frame, features=frame[rest], files={"table": path}, label_column=label_column,
@@ -402,7 +403,25 @@ def _stack_vectors(column: pd.Series, path: Path) -> np.ndarray:
         row = int(np.flatnonzero(bad)[0])
         raise DatasetError(f"{path.name} row {row + 2}: embedding has length {lengths[row]}, "
                            f"others {lengths.max()}. Give every row a vector of the same length.")
-    return np.stack(column.to_numpy()).astype(np.float32)
+    matrix = np.stack(column.to_numpy()).astype(np.float32)
+    if not np.isfinite(matrix).all():
+        row = int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0])
+        raise DatasetError(f"{path.name} row {row + 2}: embedding contains NaN or inf. "
+                           "Fix or drop that row.")
+    return matrix
+
+
+def _check_no_infinity(features: pd.DataFrame, path: Path) -> None:
+    # a missing value is imputed, but an infinite one is a broken computation upstream
+    for name in features.columns:
+        col = features[name]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            infinite = np.isinf(col.to_numpy(dtype=np.float64, na_value=np.nan))
+            if infinite.any():
+                row = int(np.flatnonzero(infinite)[0])
+                raise DatasetError(
+                    f"{path.name} row {row + 2}, column '{name}': infinite value. Replace "
+                    "it, or leave the cell empty to have it imputed.")
 
 
 def _image_files(folder: Path) -> list[Path]:

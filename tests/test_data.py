@@ -88,6 +88,16 @@ def _text_only(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
 
 
+def _infinite_value(tmp_path):
+    pd.DataFrame({"f": [1.0, 2.0, np.inf], "g": [1.0, None, 3.0], "label": ["a", "b", "a"]}
+                 ).to_csv(tmp_path / "t.csv", index=False)
+
+
+def _infinite_embedding(tmp_path):
+    pd.DataFrame({"vec": [[0.0, 1.0], [np.nan, 1.0]], "label": ["a", "b"]}).to_parquet(
+        tmp_path / "emb.parquet")
+
+
 BAD_INPUTS = [
     (_one_class, "{root}: only one class ('cat') in the class folders. "
                  "Label noise needs at least two classes."),
@@ -97,6 +107,10 @@ BAD_INPUTS = [
                        "Pass --label-column target."),
     (_empty_label, "t.csv row 3: label is empty. Fill it in or delete the row."),
     (_missing_image, "labels.csv row 3: b.png does not exist. Fix the path or delete the row."),
+    (_infinite_value, "t.csv row 4, column 'f': infinite value. Replace it, or leave the "
+                      "cell empty to have it imputed."),
+    (_infinite_embedding, "emb.parquet row 3: embedding contains NaN or inf. "
+                          "Fix or drop that row."),
     (_text_only, "{root}: unknown dataset layout. Use class folders (DIR/<class>/<image>), "
                  "images with labels.csv, one CSV/Parquet table, or an .npy with labels.csv."),
 ]

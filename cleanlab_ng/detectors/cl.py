@@ -18,6 +18,8 @@ under another name.
 from __future__ import annotations
 
 import importlib.util
+import logging
+import warnings
 
 import numpy as np
 
@@ -25,6 +27,7 @@ from ..train.record import TrainingRecord
 from ._result import DetectorResult
 
 REQUIRES: tuple[str, ...] = ()  # record.proba: the recov stage's if present, else oof's
+log = logging.getLogger(__name__)
 
 
 def available() -> bool:
@@ -58,9 +61,15 @@ def detect(record: TrainingRecord) -> DetectorResult:
 
     labels, proba = record.labels, record.proba.astype(np.float64)
     proba = proba / proba.sum(axis=1, keepdims=True)  # float32 rows can miss 1 by 1e-7
-    # n_jobs=1: cleanlab would otherwise start a process pool for every call
-    flag = find_label_issues(labels, proba, n_jobs=1)
-    quality = get_label_quality_scores(labels, proba)
+    # cleanlab warns through the warnings module (a class too small to flag in, say); that
+    # goes to our log, one line, instead of a source line and a path on the user's terminal
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # n_jobs=1: cleanlab would otherwise start a process pool for every call
+        flag = find_label_issues(labels, proba, n_jobs=1)
+        quality = get_label_quality_scores(labels, proba)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        log.info("cl baseline (cleanlab): %s", message)
     return DetectorResult(
         "cl", score=np.clip(1 - quality, 0, 1), flag=np.asarray(flag, dtype=bool),
         evidence={"quality": quality},

@@ -1,4 +1,6 @@
+import dataclasses
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -39,6 +41,20 @@ def test_cl_is_cleanlab_itself_on_the_record_probabilities(digits, stages, sourc
     np.testing.assert_allclose(result.evidence["quality"],
                                get_label_quality_scores(given, proba))
     np.testing.assert_allclose(result.score, 1 - result.evidence["quality"])
+
+
+def test_cleanlabs_warnings_go_to_the_log_not_the_terminal(digits, stages, caplog):
+    # a class of one sample: cleanlab warns that it cannot flag within it
+    given = digits[2].copy()
+    given[0] = 10
+    proba = np.hstack([stages[0].proba, np.full((len(given), 1), 0.01)])
+    record = TrainingRecord(labels=given, n_classes=11,
+                            oof=dataclasses.replace(stages[0], proba=proba))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one escaping would fail the test
+        with caplog.at_level(logging.INFO, logger="cleanlab_ng"):
+            cl.detect(record)
+    assert "too few examples" in caplog.text
 
 
 def test_cl_is_reported_but_never_merged(tmp_path, csv_table):

@@ -33,6 +33,7 @@ from .detectors import (
     required_stages,
     run_detector,
 )
+from .diagnostics import weak_proxy, weak_proxy_message
 from .errors import ConfigError
 from .export import Manifest, export_cleaned, prepare_out, write_outputs
 from .features import encode
@@ -318,6 +319,8 @@ def clean(
                            else f"{head} head")
         write_outputs(out, report, summary, manifest)
         manifest.save()
+    for warning in summary["warnings"]:
+        log.warning(warning)
     summary["seconds"]["export"] = timings["export"]
     return CleanResult(report=report, summary=summary, out=out)
 
@@ -393,7 +396,9 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
             "flag_agreement": round(float((a.flag == b.flag).mean()), 4),
             "score_spearman": round(spearman(a.score, b.score), 4),
         }
-    oof_acc = float((record.proba.argmax(1) == record.labels).mean())
+    # the plain out-of-fold heads where they ran: recov's read-out, fitted on the given
+    # labels, lifts pure-noise features a few points above the commonest class
+    check = weak_proxy(record.labels, (oof or record).proba)
     return {
         "version": __version__,
         "input": str(data.source),
@@ -412,8 +417,11 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
             "features": features.kind,
             "features_reason": features.reason,
             "n_imputed": int(features.n_imputed),
-            "oof_accuracy": round(oof_acc, 4),
+            "oof_accuracy": round(float((record.proba.argmax(1) == record.labels).mean()), 4),
             "oof_source": source,
+            # the out-of-fold heads against always answering the commonest class
+            "weak_check": {k: round(v, 4) if isinstance(v, float) else v
+                           for k, v in check.items()},
             "l2": oof.l2 if oof else None,
             "folds": info["folds"],
             "recov": {"runs": rec.n_runs, "stop_reason": rec.stop_reason,
@@ -440,6 +448,7 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
         "suggestions_backed": int((report["suggestion_backed"]
                                    & (report["issue"] == "mislabeled")).sum()),
         "seed": info["seed"],
+        "warnings": [weak_proxy_message(check)] if check["weak"] else [],
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
 

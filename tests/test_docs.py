@@ -22,6 +22,7 @@ def test_every_cli_option_is_documented(option):
 
 
 @pytest.mark.parametrize("column", ["sample_id", "given_label", "predicted_label",
-                                    "suggested_label", "noise_score", "is_noisy", "issue"])
+                                    "suggested_label", "suggestion_support",
+                                    "suggestion_backed", "noise_score", "is_noisy", "issue"])
 def test_report_columns_are_documented(column):
     assert f"`{column}`" in README

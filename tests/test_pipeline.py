@@ -30,6 +30,20 @@ def test_noise_rate_sets_the_number_flagged(tmp_path, csv_table):
     assert result.summary["flagged"] == 60
 
 
+def test_a_proxy_that_learns_nothing_is_called_weak(tmp_path, csv_table):
+    path, frame, _ = csv_table
+    # the same labels beside features that carry none of them
+    rng = np.random.default_rng(0)
+    noise = frame.drop(columns="id").assign(
+        **{c: rng.normal(size=len(frame)) for c in frame.columns if c.startswith("px")})
+    noise.to_csv(tmp_path / "noise.csv", index=False)
+    options = dict(epochs=4, threads=1, recov_runs=64, detectors="bmm,recov")
+    weak = cleanlab_ng.clean(tmp_path / "noise.csv", tmp_path / "weak", **options).summary
+    assert weak["proxy"]["weak_check"]["weak"] and "commonest class" in weak["warnings"][0]
+    strong = cleanlab_ng.clean(path, tmp_path / "strong", **options).summary
+    assert not strong["proxy"]["weak_check"]["weak"] and strong["warnings"] == []
+
+
 def test_vote_merge(tmp_path, csv_table):
     path, _, _ = csv_table
     result = cleanlab_ng.clean(path, tmp_path / "out", merge="vote", epochs=4, threads=1,

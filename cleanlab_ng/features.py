@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # our choice: beyond this many categories a column is more likely an id or free text than a
 # category; its rarest values are pooled into one "other" indicator.
 MAX_CATEGORIES = 50
+TABLE_ENCODING = 2
+# our choice: below this many rows a column of distinct strings may still be a category
+MIN_ROWS_FOR_IDENTIFIERS = 20
 # Every proxy head is linear in the features, which suits embeddings but not a table whose
 # classes no hyperplane separates (two moons, concentric circles, a class between two
 # others): there the heads misfit clean samples and the detectors flag them. Our choice: an
@@ -133,6 +136,8 @@ def encode(
             "image_size": image_size if dataset.image_paths is not None else None,
             "text_column": dataset.features.name if dataset.layout == "text" else None,
             "table_features": table_features if dataset.layout == "table" else None,
+            # bumped when the same table encodes differently (2: identifiers left out)
+            "table_encoding": TABLE_ENCODING if dataset.layout == "table" else None,
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
         cache_file = Path(cache_dir) / f"features-{digest}.npz"
@@ -157,9 +162,20 @@ def encode(
 def _table_features(dataset: Dataset, mode: str) -> Features:
     if mode not in TABLE_FEATURES:
         raise ValueError(f"table_features must be one of {TABLE_FEATURES}, got {mode!r}")
-    Z, n_imputed = _table_matrix(dataset.features)
+    frame, reason, kind = dataset.features, "table columns, standardised", "table"
+    identifiers = _identifier_columns(frame)
+    if identifiers:
+        if len(identifiers) == frame.shape[1]:
+            raise DatasetError(
+                f"{dataset.source.name}: column '{identifiers[0]}' holds a different value on "
+                "every row (an identifier) and there is no other feature column. Add feature "
+                f"columns, or pass --text-column {identifiers[0]} if it holds text.")
+        frame = frame.drop(columns=identifiers)
+        reason += (f"; left out {', '.join(repr(str(c)) for c in identifiers)}: a different value "
+                   f"on every row, an identifier (--id-column {identifiers[0]} names the "
+                   "samples by it)")
+    Z, n_imputed = _table_matrix(frame)
     Z = _standardise(Z)
-    reason, kind = "table columns, standardised", "table"
     for name in _free_text_columns(dataset.features)[:1]:
         reason += (f"; column '{name}' looks like free text and was used as categories: "
                    f"pass --text-column {name} to embed it as text")
@@ -270,6 +286,17 @@ def _table_matrix(frame: pd.DataFrame) -> tuple[np.ndarray, int]:
         raise DatasetError("table: no usable feature column (all values missing). "
                            "Add feature values.")
     return np.hstack(blocks), n_imputed
+
+
+def _identifier_columns(frame: pd.DataFrame) -> list:
+    """Text columns with a different value on every row: no value recurs, so as categories
+    they would be one indicator per row, noise to the heads (an id, a file name, a URL)."""
+    if len(frame) < MIN_ROWS_FOR_IDENTIFIERS:
+        return []
+    return [name for name in frame.columns
+            if not pd.api.types.is_numeric_dtype(frame[name])
+            and not pd.api.types.is_bool_dtype(frame[name])
+            and frame[name].notna().all() and frame[name].nunique() == len(frame)]
 
 
 def _free_text_columns(frame: pd.DataFrame) -> list[str]:

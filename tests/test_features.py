@@ -86,3 +86,18 @@ def test_a_cache_written_without_the_kind_still_loads(tmp_path):
     again = encode(data, cache_dir=tmp_path / "cache")
     assert again.cached and again.kind == first.kind == "embeddings"
     np.testing.assert_array_equal(again.Z, first.Z)
+
+
+def test_a_column_of_distinct_strings_is_an_identifier_not_a_feature(tmp_path):
+    from cleanlab_ng.errors import DatasetError
+
+    X, y = make_blobs(100, centers=[[-4, 0], [4, 0]], random_state=0)
+    frame = pd.DataFrame({"file": [f"img_{i}.png" for i in range(100)], "x0": X[:, 0],
+                          "colour": ["red", "blue"] * 50, "label": y})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    features = encode(load_dataset(tmp_path / "t.csv"), table_features="linear")
+    assert features.Z.shape == (100, 3)  # x0 and colour's two indicators
+    assert "left out 'file'" in features.reason and "--id-column file" in features.reason
+    frame[["file", "label"]].to_csv(tmp_path / "only.csv", index=False)
+    with pytest.raises(DatasetError, match="column 'file' holds a different value on every row"):
+        encode(load_dataset(tmp_path / "only.csv"))

@@ -130,6 +130,12 @@ def _row(name, mode, n, n_wrong, kept, wrong, run, suggestions) -> dict:
            "cleaned_wrong_rate": round(wrong / max(kept, 1), 4),
            "correct_kept": kept - wrong,
            "relabelled": run["summary"].get("relabelled", 0),
+           # how strong the proxy is: its accuracy on the given labels over the share of them
+           # it estimates right, roughly its accuracy on the correctly labelled samples
+           "oof_accuracy": run["summary"]["proxy"]["oof_accuracy"],
+           "estimated_noise_rate": run["summary"]["estimated_noise_rate"],
+           "proxy_strength": round(run["summary"]["proxy"]["oof_accuracy"]
+                                   / (1 - run["summary"]["estimated_noise_rate"]), 3),
            "wall_s": round(run["wall_s"], 1)}
     return {**row, **suggestions} if mode == "relabel" else row
 
@@ -165,7 +171,9 @@ def write_results(frame: pd.DataFrame, command: str, commit: str, threads: int) 
         "runs: `mislabeled` samples in the report, `backed` of them with a suggestion their "
         "10 nearest neighbours back (no other label more common among them; only those are "
         "relabelled, the rest left out), and the share of the backed and of the unbacked "
-        "suggestions that are the true label.",
+        "suggestions that are the true label. `proxy_strength`: the summary's `oof_accuracy` "
+        "over 1 - `estimated_noise_rate`, roughly the proxy's accuracy on the samples whose "
+        "label is right.",
         "",
         frame.drop(columns="wall_s").to_markdown(index=False, floatfmt=".4g"),
         "",

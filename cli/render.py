@@ -76,7 +76,7 @@ def summary_table(summary: dict, out: str) -> Table:
         table.add_row("unreadable", str(summary["unreadable"]), "skipped, listed in the report")
     seconds = " · ".join(f"{k} {v:.1f}s" for k, v in summary["seconds"].items())
     relabelled = ""
-    if summary.get("fix") == "relabel":
+    if summary.get("fix") == "relabel" and summary.get("export") != "none":
         # the rest of the mislabeled are left out: their neighbours do not back the suggestion
         relabelled = (f", {summary['relabelled']} of {summary['issues']['mislabeled']} "
                       "mislabeled relabelled")

@@ -301,6 +301,22 @@ def test_summary_table_rounds_the_diagnostics():
     assert "0.99306" not in text
 
 
+@pytest.mark.parametrize("export, shown", [("copy", True), ("none", False)])
+def test_summary_table_says_how_many_mislabeled_were_relabelled(export, shown):
+    from rich.console import Console
+
+    from cli.render import summary_table
+
+    summary = {"n": 10, "flagged": 3, "estimated_noise_rate": 0.3, "unreadable": 0,
+               "kept": 9 if export == "copy" else 0, "seconds": {}, "baselines": [],
+               "proxy": {"oof_accuracy": 0.7, "features": "table"}, "detectors": {},
+               "fix": "relabel", "export": export, "relabelled": 2,
+               "issues": {"mislabeled": 3}}
+    console = Console(width=200, record=True)
+    console.print(summary_table(summary, "out"))
+    assert ("2 of 3 mislabeled relabelled" in console.export_text()) == shown
+
+
 def test_fix_relabel_moves_mislabeled_images_to_their_suggested_class(tmp_path, image_folder):
     root, ids, flipped = image_folder
     out = tmp_path / "out"

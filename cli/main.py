@@ -27,7 +27,7 @@ from cleanlab_ng.choices import (
 from cleanlab_ng.errors import CleanlabNgError
 
 from .exit_codes import EPILOG, ExitCode
-from .render import ProgressView, summary_table
+from .render import ProgressView, flagged_table, summary_table
 
 
 class DetectorList(click.ParamType):
@@ -154,6 +154,9 @@ def clean(dataset, out, detectors, export_mode, fail_above, as_json, quiet, debu
         else:
             click.echo("(run again with --debug for the traceback)", err=True)
         sys.exit(ExitCode.INTERNAL_ERROR)
+    top = flagged_table(result.report, str(result.out))
+    if top is not None:
+        console.print(top)
     console.print(summary_table(result.summary, str(result.out)))
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:  # --help and --version must not load pandas
+    import pandas as pd
 
 STAGE_LABELS = {
     "encode": "encode images",
@@ -53,6 +58,28 @@ class ProgressView:
             self.tasks[stage] = self.progress.add_task(STAGE_LABELS.get(stage, stage),
                                                        total=total)
         self.progress.update(self.tasks[stage], completed=done, total=total)
+
+
+def flagged_table(report: pd.DataFrame, out: str, n: int = 10) -> Table | None:
+    """The ``n`` most likely mislabeled samples, with what to do about each; None when
+    nothing is flagged. The rest are in ``flagged.csv``, in the same order."""
+    flagged = report[report["is_noisy"]].sort_values("noise_score", ascending=False,
+                                                       kind="stable")
+    if flagged.empty:
+        return None
+    table = Table(title=f"top {min(n, len(flagged))} of {len(flagged)} flagged "
+                        f"(all in {out}/flagged.csv)", title_justify="left")
+    for column, justify in (("noise_score", "right"), ("sample_id", "left"),
+                            ("given", "left"), ("suggested", "left"), ("issue", "left")):
+        table.add_column(column, justify=justify, overflow="fold")
+    for row in flagged.head(n).itertuples(index=False):
+        mislabeled = row.issue == "mislabeled"
+        suggested = str(row.suggested_label) if mislabeled else "-"
+        if mislabeled and not getattr(row, "suggestion_backed", True):
+            suggested += " (not backed)"
+        table.add_row(f"{row.noise_score:.3f}", escape(str(row.sample_id)),
+                      escape(str(row.given_label)), escape(suggested), str(row.issue))
+    return table
 
 
 def summary_table(summary: dict, out: str) -> Table:

@@ -301,6 +301,26 @@ def test_summary_table_rounds_the_diagnostics():
     assert "0.99306" not in text
 
 
+def test_the_terminal_lists_the_most_likely_mislabeled_first():
+    from rich.console import Console
+
+    from cli.render import flagged_table
+
+    report = pd.DataFrame({
+        "sample_id": ["a.png", "b.png", "c.png", "d.png"], "given_label": ["cat"] * 4,
+        "suggested_label": ["dog", "cat", "dog", "cat"], "suggestion_backed": [True] * 2 + [
+            False, True], "noise_score": [0.7, 0.9, 0.8, 0.1],
+        "is_noisy": [True, True, True, False],
+        "issue": ["mislabeled", "out_of_distribution", "mislabeled", "clean"]})
+    console = Console(width=120, record=True)
+    console.print(flagged_table(report, "out", n=2))
+    text = console.export_text()
+    assert "top 2 of 3 flagged (all in out/flagged.csv)" in text
+    assert text.index("b.png") < text.index("c.png") and "a.png" not in text
+    assert "dog (not backed)" in text  # c.png: its neighbours do not back the suggestion
+    assert flagged_table(report.assign(is_noisy=False), "out") is None
+
+
 @pytest.mark.parametrize("export, shown", [("copy", True), ("none", False)])
 def test_summary_table_says_how_many_mislabeled_were_relabelled(export, shown):
     from rich.console import Console

@@ -202,7 +202,7 @@ def _load_image_labels(
     base = labels_file.parent
     ids, paths, seen = [], [], {}
     for row, raw in enumerate(frame[path_column].tolist()):
-        where = f"{name} row {row + 2}"  # row 1 is the header, as a spreadsheet shows it
+        where = f"{name} {_row(labels_file, row)}"
         if raw is None or (isinstance(raw, float) and np.isnan(raw)) or str(raw).strip() == "":
             raise DatasetError(f"{where}: path is empty. Fill it in or delete the row.")
         rel = PurePosixPath(str(raw).strip().replace("\\", "/"))
@@ -216,10 +216,10 @@ def _load_image_labels(
                                "Fix the path or delete the row.")
         if sample_id in seen:
             raise DatasetError(
-                f"{where}: {sample_id} is listed twice (first at row {seen[sample_id]}). "
+                f"{where}: {sample_id} is listed twice (first at {seen[sample_id]}). "
                 "Keep one row per image."
             )
-        seen[sample_id] = row + 2
+        seen[sample_id] = _row(labels_file, row)
         ids.append(sample_id)
         paths.append(full)
     labels, names = _encode_labels(frame[label_column], labels_file)
@@ -320,6 +320,12 @@ def _load_npy(path: Path, labels_file: Path, label_column: str, id_column: str |
 # -- helpers -----------------------------------------------------------------------------
 
 
+def _row(path: Path, index: int) -> str:
+    """Where row ``index`` (0-based) of a table is, as the user sees it: a CSV's line as a
+    spreadsheet numbers it (line 1 is the header), a Parquet row as pandas indexes it."""
+    return f"row {index + 2}" if path.suffix == ".csv" else f"row {index}"
+
+
 def _find_labels_file(source: Path, labels: str | Path | None) -> Path | None:
     if labels is not None:
         found = Path(labels).resolve()
@@ -358,7 +364,7 @@ def _encode_labels(values: pd.Series, path: Path) -> tuple[np.ndarray, list]:
     missing = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
-        raise DatasetError(f"{path.name} row {row + 2}: label is empty. "
+        raise DatasetError(f"{path.name} {_row(path, row)}: label is empty. "
                            "Fill it in or delete the row.")
     if pd.api.types.is_float_dtype(values) and np.all(values == np.round(values)):
         values = values.astype(np.int64)
@@ -386,7 +392,7 @@ def _sample_ids(frame: pd.DataFrame, id_column: str | None, path: Path) -> np.nd
     dup = pd.Series(ids).duplicated().to_numpy()
     if dup.any():
         row = int(np.flatnonzero(dup)[0])
-        raise DatasetError(f"{path.name} row {row + 2}: id {ids[row]!r} appears twice. "
+        raise DatasetError(f"{path.name} {_row(path, row)}: id {ids[row]!r} appears twice. "
                            "Make the id column unique or drop --id-column.")
     return ids
 
@@ -401,12 +407,12 @@ def _stack_vectors(column: pd.Series, path: Path) -> np.ndarray:
     bad = lengths != lengths.max()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DatasetError(f"{path.name} row {row + 2}: embedding has length {lengths[row]}, "
+        raise DatasetError(f"{path.name} {_row(path, row)}: embedding has length {lengths[row]}, "
                            f"others {lengths.max()}. Give every row a vector of the same length.")
     matrix = np.stack(column.to_numpy()).astype(np.float32)
     if not np.isfinite(matrix).all():
         row = int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0])
-        raise DatasetError(f"{path.name} row {row + 2}: embedding contains NaN or inf. "
+        raise DatasetError(f"{path.name} {_row(path, row)}: embedding contains NaN or inf. "
                            "Fix or drop that row.")
     return matrix
 
@@ -420,7 +426,7 @@ def _check_no_infinity(features: pd.DataFrame, path: Path) -> None:
             if infinite.any():
                 row = int(np.flatnonzero(infinite)[0])
                 raise DatasetError(
-                    f"{path.name} row {row + 2}, column '{name}': infinite value. Replace "
+                    f"{path.name} {_row(path, row)}, column '{name}': infinite value. Replace "
                     "it, or leave the cell empty to have it imputed.")
 
 

@@ -78,6 +78,10 @@ def _empty_label(tmp_path):
                                                                      index=False)
 
 
+def _empty_label_parquet(tmp_path):
+    pd.DataFrame({"f": [1, 2, 3], "label": ["a", None, "b"]}).to_parquet(tmp_path / "t.parquet")
+
+
 def _missing_image(tmp_path):
     Image.new("L", (4, 4)).save(tmp_path / "a.png")
     pd.DataFrame({"path": ["a.png", "b.png"], "label": [0, 1]}).to_csv(
@@ -106,10 +110,12 @@ BAD_INPUTS = [
     (_no_label_column, "t.csv: no column 'label' (columns: f, target). "
                        "Pass --label-column target."),
     (_empty_label, "t.csv row 3: label is empty. Fill it in or delete the row."),
+    # a CSV row as a spreadsheet numbers it, a Parquet row as pandas indexes it
+    (_empty_label_parquet, "t.parquet row 1: label is empty. Fill it in or delete the row."),
     (_missing_image, "labels.csv row 3: b.png does not exist. Fix the path or delete the row."),
     (_infinite_value, "t.csv row 4, column 'f': infinite value. Replace it, or leave the "
                       "cell empty to have it imputed."),
-    (_infinite_embedding, "emb.parquet row 3: embedding contains NaN or inf. "
+    (_infinite_embedding, "emb.parquet row 1: embedding contains NaN or inf. "
                           "Fix or drop that row."),
     (_text_only, "{root}: unknown dataset layout. Use class folders (DIR/<class>/<image>), "
                  "images with labels.csv, one CSV/Parquet table, or an .npy with labels.csv."),

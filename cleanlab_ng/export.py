@@ -102,10 +102,15 @@ class Manifest:
         atomic_write(self.path, lambda p: Path(p).write_text(text))
 
 
+def flagged_first(report: pd.DataFrame) -> pd.DataFrame:
+    """The ``is_noisy`` rows, highest ``noise_score`` first: ``flagged.csv``'s order."""
+    return report[report["is_noisy"]].sort_values("noise_score", ascending=False,
+                                                  kind="stable")
+
+
 def write_outputs(out: Path, report: pd.DataFrame, summary: dict, manifest: Manifest) -> None:
     """``report.parquet``, ``report.csv``, ``flagged.csv`` and ``summary.json``."""
-    flagged = report[report["is_noisy"]].sort_values("noise_score", ascending=False,
-                                                       kind="stable")
+    flagged = flagged_first(report)
     writers = {
         "report.parquet": lambda p: report.to_parquet(p, index=False),
         "report.csv": lambda p: report.to_csv(p, index=False),

@@ -171,13 +171,16 @@ def _table_features(dataset: Dataset, mode: str) -> Features:
                 "every row (an identifier) and there is no other feature column. Add feature "
                 f"columns, or pass --text-column {identifiers[0]} if it holds text.")
         frame = frame.drop(columns=identifiers)
-        reason += (f"; left out {', '.join(repr(str(c)) for c in identifiers)}: a different value "
-                   f"on every row, an identifier (--id-column {identifiers[0]} names the "
-                   "samples by it)")
+    texts = _free_text_columns(dataset.features)[:1]
+    named = [str(c) for c in identifiers if str(c) not in texts]  # the text gets its own hint
+    if named:
+        reason += (f"; left out {', '.join(map(repr, named))}: a different value on every "
+                   f"row, an identifier (--id-column {named[0]} names the samples by it)")
     Z, n_imputed = _table_matrix(frame)
     Z = _standardise(Z)
-    for name in _free_text_columns(dataset.features)[:1]:
-        reason += (f"; column '{name}' looks like free text and was used as categories: "
+    for name in texts:
+        fate = "left out" if name in map(str, identifiers) else "used as categories"
+        reason += (f"; column '{name}' looks like free text and was {fate}: "
                    f"pass --text-column {name} to embed it as text")
         log.warning(reason)
     if mode != "linear":

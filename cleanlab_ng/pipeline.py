@@ -288,10 +288,12 @@ def clean(
     merged = [r for r in results if r.name not in BASELINES]
     with _timed(timings, "merge"):
         # the referee the default merge weighs the detectors against; a column of every report
-        referee = label_disagreement(Z, y, REFEREE_NEIGHBOURS, near)
+        # one neighbourhood for the referee and for backing the suggested labels
+        around = feature_neighbours(Z, REFEREE_NEIGHBOURS, near)
+        referee = label_disagreement(Z, y, REFEREE_NEIGHBOURS, around)
         report = build_report(data.sample_ids, data.labels, data.class_names, readable,
                               record.proba, merged, n_flag=n_flag, rule=merge, referee=referee,
-                              neighbours=feature_neighbours(Z, REFEREE_NEIGHBOURS, near),
+                              neighbours=around,
                               baselines=[r for r in results if r.name in BASELINES],
                               ood_on_top=fixed is None)
     with _timed(timings, "export"):

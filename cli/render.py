@@ -63,8 +63,9 @@ class ProgressView:
 def flagged_table(report: pd.DataFrame, out: str, n: int = 10) -> Table | None:
     """The ``n`` most likely mislabeled samples, with what to do about each; None when
     nothing is flagged. The rest are in ``flagged.csv``, in the same order."""
-    flagged = report[report["is_noisy"]].sort_values("noise_score", ascending=False,
-                                                       kind="stable")
+    from cleanlab_ng.export import flagged_first  # after a run: --help stays light
+
+    flagged = flagged_first(report)
     if flagged.empty:
         return None
     table = Table(title=f"top {min(n, len(flagged))} of {len(flagged)} flagged "

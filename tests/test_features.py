@@ -101,3 +101,16 @@ def test_a_column_of_distinct_strings_is_an_identifier_not_a_feature(tmp_path):
     frame[["file", "label"]].to_csv(tmp_path / "only.csv", index=False)
     with pytest.raises(DatasetError, match="column 'file' holds a different value on every row"):
         encode(load_dataset(tmp_path / "only.csv"))
+
+
+def test_a_free_text_identifier_is_said_to_be_left_out_not_used(tmp_path):
+    words = np.array(["alpha", "beta", "gamma", "delta", "omega", "sigma"])
+    rng = np.random.default_rng(0)
+    docs = [" ".join(rng.choice(words, 8)) + f" {i}" for i in range(40)]
+    pd.DataFrame({"doc": docs, "x": rng.normal(size=40), "label": ["a", "b"] * 20}).to_csv(
+        tmp_path / "t.csv", index=False)
+    features = encode(load_dataset(tmp_path / "t.csv"), table_features="linear")
+    assert features.Z.shape == (40, 1)
+    assert "'doc' looks like free text and was left out: pass --text-column doc" in (
+        features.reason)
+    assert "used as categories" not in features.reason

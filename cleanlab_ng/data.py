@@ -304,9 +304,7 @@ def _load_npy(path: Path, labels_file: Path, label_column: str, id_column: str |
             f"{labels_file.name}: {len(frame)} rows but {path.name} has {len(matrix)}. "
             "Give one label row per embedding row, in the same order."
         )
-    if not np.isfinite(matrix).all():
-        row = int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0])
-        raise DatasetError(f"{path.name} row {row}: contains NaN or inf. Fix or drop that row.")
+    _check_finite_rows(matrix, path)
     ids = _sample_ids(frame, id_column, labels_file)
     labels, names = _encode_labels(frame[label_column], labels_file)
     root = path.parent
@@ -410,11 +408,16 @@ def _stack_vectors(column: pd.Series, path: Path) -> np.ndarray:
         raise DatasetError(f"{path.name} {_row(path, row)}: embedding has length {lengths[row]}, "
                            f"others {lengths.max()}. Give every row a vector of the same length.")
     matrix = np.stack(column.to_numpy()).astype(np.float32)
+    _check_finite_rows(matrix, path)
+    return matrix
+
+
+def _check_finite_rows(matrix: np.ndarray, path: Path) -> None:
+    # an embedding has no cell to impute: a NaN or inf is a broken row
     if not np.isfinite(matrix).all():
         row = int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0])
         raise DatasetError(f"{path.name} {_row(path, row)}: embedding contains NaN or inf. "
                            "Fix or drop that row.")
-    return matrix
 
 
 def _check_no_infinity(features: pd.DataFrame, path: Path) -> None:

@@ -102,6 +102,11 @@ def _infinite_embedding(tmp_path):
         tmp_path / "emb.parquet")
 
 
+def _infinite_npy_row(tmp_path):
+    np.save(tmp_path / "emb.npy", np.array([[0.0, 1.0], [1.0, 0.0], [np.inf, 1.0]]))
+    pd.DataFrame({"label": ["a", "b", "a"]}).to_csv(tmp_path / "labels.csv", index=False)
+
+
 BAD_INPUTS = [
     (_one_class, "{root}: only one class ('cat') in the class folders. "
                  "Label noise needs at least two classes."),
@@ -117,6 +122,7 @@ BAD_INPUTS = [
                       "cell empty to have it imputed."),
     (_infinite_embedding, "emb.parquet row 1: embedding contains NaN or inf. "
                           "Fix or drop that row."),
+    (_infinite_npy_row, "emb.npy row 2: embedding contains NaN or inf. Fix or drop that row."),
     (_text_only, "{root}: unknown dataset layout. Use class folders (DIR/<class>/<image>), "
                  "images with labels.csv, one CSV/Parquet table, or an .npy with labels.csv."),
 ]

@@ -43,8 +43,11 @@ from the same run's losses, ``benchmarks/results/finetune_embedding.md``).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from ..neighbours import feature_neighbours, normalise_features
@@ -124,7 +127,11 @@ def small_loss_posterior(loss: np.ndarray) -> np.ndarray:
     if span <= 0:
         return np.zeros_like(loss)
     x = ((loss - loss.min()) / span)[:, None]
-    gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=0).fit(x)
+    with warnings.catch_warnings():
+        # ten iterations is the paper's setting, not a fault: sklearn's warning that they
+        # stopped short would only put a source line on the user's terminal
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=0).fit(x)
     return gmm.predict_proba(x)[:, int(np.argmax(gmm.means_[:, 0]))]
 
 

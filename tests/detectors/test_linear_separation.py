@@ -1,3 +1,4 @@
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -14,6 +15,16 @@ def test_small_loss_posterior_picks_the_high_mode():
     loss = np.concatenate([rng.normal(0.2, 0.05, 300), rng.normal(2.0, 0.1, 60)])
     q = linear_separation.small_loss_posterior(loss)
     assert (q[300:] > 0.95).all() and (q[:300] < 0.05).all()
+
+
+def test_small_loss_posterior_is_quiet_when_its_ten_iterations_stop_short():
+    # these losses take the paper's GMM (max_iter=10) past its iteration limit
+    rng = np.random.default_rng(31)
+    loss = np.r_[rng.normal(0, 1, 150), rng.normal(1.5, 1, 50)] ** 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        q = linear_separation.small_loss_posterior(loss)
+    assert q.shape == loss.shape
 
 
 def test_hyperplane_generalises_from_a_partial_trusted_set():

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -138,7 +139,8 @@ def clean(dataset, out, detectors, export_mode, fail_above, as_json, quiet, debu
     try:
         from cleanlab_ng import clean as run_clean  # here, not at the top: torch loads
 
-        with ProgressView(console) as progress:
+        with warnings.catch_warnings(), ProgressView(console) as progress:
+            warnings.showwarning = _log_warning
             result = run_clean(dataset, out, detectors=detectors, export=export_mode,
                                on_progress=progress, **options)
     except CleanlabNgError as exc:
@@ -165,6 +167,11 @@ def clean(dataset, out, detectors, export_mode, fail_above, as_json, quiet, debu
             click.echo(f"estimated noise rate {result.summary['estimated_noise_rate']:.1%} "
                        f"is above --fail-above {fail_above:.1%}", err=True)
         sys.exit(ExitCode.NOISE_ABOVE_THRESHOLD)
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # a library's warning is one log line, not a file path and a source line on the terminal
+    logging.getLogger("cleanlab_ng").warning("%s (%s)", message, category.__name__)
 
 
 def _configure_logging(console: Console, quiet: bool) -> None:

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,9 @@ from click.testing import CliRunner
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
+import cleanlab_ng
 from cleanlab_ng.detectors import DETECTORS, cl
+from cleanlab_ng.errors import DatasetError
 from cli.main import cli
 
 from .conftest import tree_hash
@@ -208,6 +211,20 @@ def test_bad_input_stays_one_line_without_cleanlab(tmp_path, csv_table, monkeypa
     result = invoke("clean", path.parent, "--out", path.parent / "out")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+
+
+def test_a_librarys_warning_is_one_log_line(tmp_path, csv_table, monkeypatch):
+    def warn_then_fail(*args, **kwargs):
+        warnings.warn("Best performing initialization did not converge.", UserWarning)
+        raise DatasetError("t.csv: stop here.")
+
+    monkeypatch.setattr(cleanlab_ng, "clean", warn_then_fail)
+    path, _, _ = csv_table
+    result = invoke("clean", path, "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    warning, error = result.stderr.strip().splitlines()
+    assert "did not converge. (UserWarning)" in warning and ".py" not in warning
+    assert error == "error: t.csv: stop here."
 
 
 @pytest.mark.parametrize("case", ["out_inside", "cuda", "no_labels", "bad_detector"])

@@ -30,6 +30,7 @@ from benchmarks.embeddings import image_embeddings
 from benchmarks.foundation import SHARED, current_commit
 from benchmarks.runner import run_clean
 from benchmarks.tables import label_sets, slug, write_table
+from cleanlab_ng.diagnostics import proxy_strength
 
 RESULTS = Path(__file__).parent / "results"
 DEMO = Path(__file__).parents[1] / "datasets" / "digits_noisy"
@@ -130,12 +131,11 @@ def _row(name, mode, n, n_wrong, kept, wrong, run, suggestions) -> dict:
            "cleaned_wrong_rate": round(wrong / max(kept, 1), 4),
            "correct_kept": kept - wrong,
            "relabelled": run["summary"].get("relabelled", 0),
-           # how strong the proxy is: its accuracy on the given labels over the share of them
-           # it estimates right, roughly its accuracy on the correctly labelled samples
            "oof_accuracy": run["summary"]["proxy"]["oof_accuracy"],
            "estimated_noise_rate": run["summary"]["estimated_noise_rate"],
-           "proxy_strength": round(run["summary"]["proxy"]["oof_accuracy"]
-                                   / (1 - run["summary"]["estimated_noise_rate"]), 3),
+           # how strong the proxy is (the summary's proxy.strength, to three places)
+           "proxy_strength": round(proxy_strength(run["summary"]["proxy"]["oof_accuracy"],
+                                                  run["summary"]["estimated_noise_rate"]), 3),
            "wall_s": round(run["wall_s"], 1)}
     return {**row, **suggestions} if mode == "relabel" else row
 

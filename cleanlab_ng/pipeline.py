@@ -33,7 +33,13 @@ from .detectors import (
     required_stages,
     run_detector,
 )
-from .diagnostics import weak_proxy, weak_proxy_message
+from .diagnostics import (
+    RELABEL_MIN_STRENGTH,
+    proxy_strength,
+    weak_proxy,
+    weak_proxy_message,
+    weak_relabel_message,
+)
 from .errors import ConfigError
 from .export import Manifest, export_cleaned, prepare_out, write_outputs
 from .features import encode
@@ -401,6 +407,13 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
     # the plain out-of-fold heads where they ran: recov's read-out, fitted on the given
     # labels, lifts pure-noise features a few points above the commonest class
     check = weak_proxy(record.labels, (oof or record).proba)
+    accuracy = round(float((record.proba.argmax(1) == record.labels).mean()), 4)
+    noise_rate = round(record.noise_count / int(readable.sum()), 4)
+    strength = proxy_strength(accuracy, noise_rate)
+    warnings = [weak_proxy_message(check)] if check["weak"] else []
+    if (info["fix"] == "relabel" and info["export"] != "none" and not check["weak"]
+            and strength < RELABEL_MIN_STRENGTH):
+        warnings.append(weak_relabel_message(strength))
     return {
         "version": __version__,
         "input": str(data.source),
@@ -412,15 +425,17 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
         "n_classes": int(data.n_classes),
         "flagged": int(is_noisy.sum()),
         "noise_count_estimate": int(record.noise_count),
-        "estimated_noise_rate": round(record.noise_count / int(readable.sum()), 4),
+        "estimated_noise_rate": noise_rate,
         "issues": {k: int(v) for k, v in report["issue"].value_counts(sort=False).items()},
         "per_class": per_class,
         "proxy": {
             "features": features.kind,
             "features_reason": features.reason,
             "n_imputed": int(features.n_imputed),
-            "oof_accuracy": round(float((record.proba.argmax(1) == record.labels).mean()), 4),
+            "oof_accuracy": accuracy,
             "oof_source": source,
+            # oof_accuracy / (1 - estimated_noise_rate): diagnostics.proxy_strength
+            "strength": round(strength, 4),
             # the out-of-fold heads against always answering the commonest class
             "weak_check": {k: round(v, 4) if isinstance(v, float) else v
                            for k, v in check.items()},
@@ -450,7 +465,7 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
         "suggestions_backed": int((report["suggestion_backed"]
                                    & (report["issue"] == "mislabeled")).sum()),
         "seed": info["seed"],
-        "warnings": [weak_proxy_message(check)] if check["weak"] else [],
+        "warnings": warnings,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
 

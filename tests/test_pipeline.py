@@ -44,6 +44,26 @@ def test_a_proxy_that_learns_nothing_is_called_weak(tmp_path, csv_table):
     assert not strong["proxy"]["weak_check"]["weak"] and strong["warnings"] == []
 
 
+def test_relabel_on_a_middling_proxy_says_remove_does_better(tmp_path, csv_table):
+    path, frame, _ = csv_table
+    # blurred pixels: the proxy still learns the digits, but it confuses many of them
+    rng = np.random.default_rng(0)
+    blurred = frame.drop(columns="id").assign(
+        **{c: frame[c] + rng.normal(0, 8, len(frame)) for c in frame.columns
+           if c.startswith("px")})
+    blurred.to_csv(tmp_path / "blurred.csv", index=False)
+    options = dict(epochs=4, threads=1, recov_runs=64, detectors="bmm,recov")
+    relabel = cleanlab_ng.clean(tmp_path / "blurred.csv", tmp_path / "out", fix="relabel",
+                                **options).summary
+    assert not relabel["proxy"]["weak_check"]["weak"]
+    assert relabel["proxy"]["strength"] < 0.88
+    assert [w for w in relabel["warnings"] if w.startswith("--fix relabel")]
+    remove = cleanlab_ng.clean(tmp_path / "blurred.csv", tmp_path / "out", **options).summary
+    assert remove["warnings"] == []
+    clean_pixels = cleanlab_ng.clean(path, tmp_path / "sharp", fix="relabel", **options).summary
+    assert clean_pixels["proxy"]["strength"] >= 0.88 and clean_pixels["warnings"] == []
+
+
 def test_vote_merge(tmp_path, csv_table):
     path, _, _ = csv_table
     result = cleanlab_ng.clean(path, tmp_path / "out", merge="vote", epochs=4, threads=1,

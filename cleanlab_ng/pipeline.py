@@ -34,7 +34,9 @@ from .detectors import (
     run_detector,
 )
 from .diagnostics import (
+    MAX_PLAUSIBLE_NOISE_RATE,
     RELABEL_MIN_STRENGTH,
+    implausible_noise_message,
     proxy_strength,
     weak_proxy,
     weak_proxy_message,
@@ -411,6 +413,8 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
     noise_rate = round(record.noise_count / int(readable.sum()), 4)
     strength = proxy_strength(accuracy, noise_rate)
     warnings = [weak_proxy_message(check)] if check["weak"] else []
+    if not check["weak"] and noise_rate > MAX_PLAUSIBLE_NOISE_RATE:
+        warnings.append(implausible_noise_message(noise_rate))
     if (info["fix"] == "relabel" and info["export"] != "none" and not check["weak"]
             and strength < RELABEL_MIN_STRENGTH):
         warnings.append(weak_relabel_message(strength))

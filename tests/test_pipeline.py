@@ -44,6 +44,17 @@ def test_a_proxy_that_learns_nothing_is_called_weak(tmp_path, csv_table):
     assert not strong["proxy"]["weak_check"]["weak"] and strong["warnings"] == []
 
 
+def test_an_estimate_past_any_benchmarks_is_called_implausible(tmp_path, csv_table):
+    path, frame, _ = csv_table
+    # two pixel columns: the proxy beats the commonest class, but tells few digits apart
+    frame[["px20", "px44", "label"]].to_csv(tmp_path / "few.csv", index=False)
+    options = dict(epochs=4, threads=1, recov_runs=64, detectors="bmm,recov")
+    few = cleanlab_ng.clean(tmp_path / "few.csv", tmp_path / "few", **options).summary
+    assert not few["proxy"]["weak_check"]["weak"]
+    assert few["estimated_noise_rate"] > 0.55  # 20 % of the labels are wrong
+    assert [w for w in few["warnings"] if "more than on any dataset" in w]
+
+
 def test_relabel_on_a_middling_proxy_says_remove_does_better(tmp_path, csv_table):
     path, frame, _ = csv_table
     # blurred pixels: the proxy still learns the digits, but it confuses many of them

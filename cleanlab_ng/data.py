@@ -6,7 +6,8 @@ Four layouts are recognised, in this order:
   label column; paths are relative to the labels file's folder.
 * **embeddings** -- an ``.npy`` matrix with a labels file beside it, or a Parquet file whose
   features are a single list/array column.
-* **table** -- one ``.csv`` or ``.parquet`` file (or a folder holding exactly one).
+* **table** -- one ``.csv``, ``.tsv`` or ``.parquet`` file (or a folder holding exactly one); a
+  text table in the separator, decimal mark and encoding a spreadsheet wrote it in.
 * **text** -- such a table with ``text_column=NAME``: that column's strings are the inputs.
 * **image class folders** -- ``DIR/<class>/<file>``.
 
@@ -16,7 +17,11 @@ with one line that names the file (and row) and says what to do.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
+import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -28,7 +33,14 @@ import pyarrow.parquet as pq
 from .errors import DatasetError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-TABLE_SUFFIXES = frozenset({".csv", ".parquet", ".pq"})
+TEXT_TABLE_SUFFIXES = frozenset({".csv", ".tsv"})
+TABLE_SUFFIXES = TEXT_TABLE_SUFFIXES | {".parquet", ".pq"}
+# the field separators spreadsheets write: a comma; a semicolon where the comma is the
+# decimal mark (Excel in much of Europe); a tab; a pipe
+CSV_SEPARATORS = ",;\t|"
+_DECIMAL_COMMA = re.compile(r"\s*[-+]?\d*,?\d+(?:[eE][-+]?\d+)?\s*")
+
+log = logging.getLogger(__name__)
 LAYOUTS = ("image_folder", "image_labels", "table", "embeddings", "text")
 
 
@@ -70,6 +82,12 @@ class Dataset:
     label_column: str = "label"
 
     @property
+    def table_format(self) -> dict:
+        """How ``table`` was written, as ``DataFrame.to_csv`` keywords (separator, decimal
+        mark, encoding); empty for Parquet or no table. The export writes it back alike."""
+        return {} if self.table is None else self.table.attrs.get("table_format", {})
+
+    @property
     def n_samples(self) -> int:
         return len(self.labels)
 
@@ -97,7 +115,7 @@ def load_dataset(
     Parameters
     ----------
     path : str or Path
-        A dataset folder, or one ``.csv`` / ``.parquet`` / ``.npy`` file.
+        A dataset folder, or one ``.csv`` / ``.tsv`` / ``.parquet`` / ``.npy`` file.
     labels : str or Path, default=None
         Labels file for images or an ``.npy`` matrix; default ``labels.csv`` beside the data.
     label_column : str, default="label"
@@ -243,7 +261,8 @@ def _load_file(
         return _load_npy(path, labels_file, label_column, id_column)
     if path.suffix not in TABLE_SUFFIXES:
         raise DatasetError(
-            f"{path.name}: not a dataset file. Pass a folder, or a .csv, .parquet or .npy file."
+            f"{path.name}: not a dataset file. Pass a folder, or a .csv, .tsv, .parquet or .npy "
+            "file."
         )
     frame = _read_table(path)
     _require_column(frame, label_column, path, "--label-column")
@@ -321,7 +340,7 @@ def _load_npy(path: Path, labels_file: Path, label_column: str, id_column: str |
 def _row(path: Path, index: int) -> str:
     """Where row ``index`` (0-based) of a table is, as the user sees it: a CSV's line as a
     spreadsheet numbers it (line 1 is the header), a Parquet row as pandas indexes it."""
-    return f"row {index + 2}" if path.suffix == ".csv" else f"row {index}"
+    return f"row {index + 2}" if path.suffix in TEXT_TABLE_SUFFIXES else f"row {index}"
 
 
 def _find_labels_file(source: Path, labels: str | Path | None) -> Path | None:
@@ -337,15 +356,64 @@ def _find_labels_file(source: Path, labels: str | Path | None) -> Path | None:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    """A CSV/TSV or Parquet file as a frame; a text table's format goes in its ``attrs``
+    (see :attr:`Dataset.table_format`)."""
     try:
-        if path.suffix == ".csv":
-            return pd.read_csv(path, keep_default_na=True)
+        if path.suffix in TEXT_TABLE_SUFFIXES:
+            return _read_text_table(path)
         return pq.read_table(path).to_pandas()
     except (pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowInvalid,
             UnicodeDecodeError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatasetError(f"{path.name}: cannot be read as a table ({reason}). "
                            "Check that it is a valid CSV or Parquet file.") from None
+
+
+def _read_text_table(path: Path) -> pd.DataFrame:
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+    encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+    sep = _sniff_separator(head.decode("utf-8", errors="replace").splitlines()[:6])
+    try:
+        frame = pd.read_csv(path, sep=sep, encoding=encoding, keep_default_na=True)
+    except UnicodeDecodeError:
+        # not UTF-8: most likely a spreadsheet's export on Windows, in its code page
+        encoding = "cp1252"
+        frame = pd.read_csv(path, sep=sep, encoding=encoding, keep_default_na=True)
+        log.info("%s: not UTF-8, read as Windows-1252", path.name)
+    table_format = {"sep": sep, "encoding": encoding}
+    if sep == ";" and _decimal_commas_to_floats(frame):
+        table_format["decimal"] = ","
+    frame.attrs["table_format"] = table_format
+    return frame
+
+
+def _sniff_separator(lines: list[str]) -> str:
+    """The separator that splits the first lines into the most fields, the same number on
+    each; a comma when none does better than one field."""
+    lines = lines[:-1] if len(lines) > 1 else lines  # the last may be cut off mid-row
+    best, fields = ",", 1
+    for sep in CSV_SEPARATORS:
+        counts = {len(row) for row in csv.reader(lines, delimiter=sep) if row}
+        if len(counts) == 1 and (n := counts.pop()) > fields:
+            best, fields = sep, n
+    return best
+
+
+def _decimal_commas_to_floats(frame: pd.DataFrame) -> bool:
+    """Turn the text columns that hold only decimal-comma numbers ("3,14") into floats, in
+    place; whether there was any."""
+    found = False
+    for name in frame.columns:
+        col = frame[name]
+        if not pd.api.types.is_string_dtype(col):
+            continue
+        values = col.dropna().astype(str)
+        if len(values) and values.str.contains(",").any() and values.str.fullmatch(
+                _DECIMAL_COMMA).all():
+            frame[name] = pd.to_numeric(col.str.replace(",", ".", regex=False))
+            found = True
+    return found
 
 
 def _require_column(frame: pd.DataFrame, column: str, path: Path, option: str) -> None:

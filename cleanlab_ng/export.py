@@ -129,7 +129,8 @@ def export_cleaned(
     """Write ``out/cleaned``: the dataset in its own layout, only the rows in ``keep``.
 
     Image files are hard-linked (copied across devices, or with ``mode="copy"``); tables,
-    labels files and ``.npy`` matrices keep their format, columns and row order. ``labels``
+    labels files and ``.npy`` matrices keep their format (a CSV its separator, decimal mark
+    and encoding), columns and row order. ``labels``
     (indices into the class names, default the given ones) relabels: a table's or labels
     file's label column gets the new class name, an image of a class folder moves to the
     new class's folder (``<stem>.from-<old class><suffix>`` where its name is taken there).
@@ -169,7 +170,7 @@ def export_cleaned(
                 frame.iloc[changed, column] = names[labels[changed]]
                 frame[dataset.label_column] = frame[dataset.label_column].infer_objects()
             frame = frame.iloc[np.flatnonzero(keep)]
-            atomic_write(dest, lambda p: _write_table(frame, p, path.suffix))
+            atomic_write(dest, lambda p: _write_table(frame, p, dataset.table_format))
         manifest.add(dest)
     return int(keep.sum())
 
@@ -191,9 +192,10 @@ def _refiled(ids: np.ndarray, given: np.ndarray, labels: np.ndarray, names: np.n
     return ids
 
 
-def _write_table(frame: pd.DataFrame, path: str, suffix: str) -> None:
-    if suffix == ".csv":
-        frame.to_csv(path, index=False)
+def _write_table(frame: pd.DataFrame, path: str, table_format: dict) -> None:
+    """Parquet, or text in the input's format (:attr:`Dataset.table_format`)."""
+    if table_format:
+        frame.to_csv(path, index=False, **table_format)
     else:
         frame.to_parquet(path, index=False)
 

@@ -131,7 +131,7 @@ def cli():
 def clean(dataset, out, detectors, export_mode, fail_above, as_json, quiet, debug, **options):
     """Write a noise report and a cleaned copy of DATASET into OUT.
 
-    DATASET is a folder of class folders, images with labels.csv, a CSV/Parquet table, or
+    DATASET is a folder of class folders, images with labels.csv, a CSV/TSV/Parquet table, or
     an .npy embedding matrix with labels.csv.
     """
     console = Console(stderr=True, quiet=quiet)

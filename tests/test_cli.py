@@ -61,6 +61,21 @@ def test_csv_table_end_to_end(tmp_path, csv_table):
     assert set(summary["detectors"]) == expected
 
 
+def test_cleaned_table_keeps_a_spreadsheets_format(tmp_path, csv_table):
+    _, frame, _ = csv_table
+    table = frame.drop(columns="id").assign(
+        px20=frame["px20"] / 16, label=frame["label"].map(lambda y: f"zéro-{y}"))
+    path = tmp_path / "in" / "d.csv"
+    path.parent.mkdir()
+    table.to_csv(path, sep=";", decimal=",", encoding="cp1252", index=False)
+    out = tmp_path / "out"
+    assert invoke("clean", path, "--out", out, *FAST).exit_code == 0
+    noisy = pd.read_parquet(out / "report.parquet")["is_noisy"].to_numpy()
+    lines = path.read_bytes().splitlines(keepends=True)
+    kept = [lines[0]] + [line for line, n in zip(lines[1:], noisy) if not n]
+    assert (out / "cleaned" / "d.csv").read_bytes() == b"".join(kept)
+
+
 def test_parquet_table_and_npy_embeddings(tmp_path, digits):
     X, _, given, flipped = digits
     src = tmp_path / "pq"

@@ -46,6 +46,26 @@ def test_folder_with_one_parquet_table_and_id_column(tmp_path):
     assert ds.layout == "table" and list(ds.sample_ids) == ["a", "b", "c"]
 
 
+def test_a_european_spreadsheet_export_reads_as_numbers(tmp_path):
+    # Excel where the comma is the decimal mark: semicolons, decimal commas, Windows-1252
+    text = "width;count;label\n1,5;2;café\n-0,25;3;thé\n2;4;café\n;5;thé\n"
+    (tmp_path / "t.csv").write_bytes(text.encode("cp1252"))
+    ds = load_dataset(tmp_path / "t.csv")
+    assert ds.class_names == ["café", "thé"] and list(ds.labels) == [0, 1, 0, 1]
+    np.testing.assert_array_equal(ds.features["width"], [1.5, -0.25, 2.0, np.nan])
+    assert ds.features["count"].dtype == np.int64
+    assert ds.table_format == {"sep": ";", "encoding": "cp1252", "decimal": ","}
+
+
+def test_tab_separated_table_and_its_rows_as_lines(tmp_path):
+    (tmp_path / "t.tsv").write_text("f\tlabel\n1.0\ta\n2.0\t\n")
+    with pytest.raises(DatasetError, match=r"^t.tsv row 3: label is empty"):
+        load_dataset(tmp_path / "t.tsv")
+    (tmp_path / "t.tsv").write_text("f\tlabel\n1.0\ta\n2.0\tb\n")
+    ds = load_dataset(tmp_path / "t.tsv")
+    assert ds.class_names == ["a", "b"] and ds.table_format == {"sep": "\t", "encoding": "utf-8"}
+
+
 def test_npy_embeddings_with_labels_beside(tmp_path):
     np.save(tmp_path / "emb.npy", np.random.default_rng(0).normal(size=(5, 3)))
     pd.DataFrame({"label": list("ababa")}).to_csv(tmp_path / "labels.csv", index=False)

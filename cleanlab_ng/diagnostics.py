@@ -101,6 +101,30 @@ def proxy_strength(accuracy: float, noise_rate: float) -> float:
     return accuracy / max(1.0 - noise_rate, 1e-12)
 
 
+def run_warnings(check: dict, noise_rate: float, strength: float, *,
+                 relabels: bool) -> list[str]:
+    """The summary's ``warnings``: a proxy too weak to trust (:func:`weak_proxy`), or else an
+    estimate above ``MAX_PLAUSIBLE_NOISE_RATE`` and, when ``relabels``, a proxy below
+    ``RELABEL_MIN_STRENGTH``.
+
+    Examples
+    --------
+    >>> strong = {"weak": False}
+    >>> run_warnings(strong, 0.2, 0.95, relabels=True)
+    []
+    >>> [w.split(":")[0][:22] for w in run_warnings(strong, 0.7, 0.8, relabels=True)]
+    ['the run estimates 70% ', '--fix relabel']
+    """
+    if check["weak"]:
+        return [weak_proxy_message(check)]
+    found = []
+    if noise_rate > MAX_PLAUSIBLE_NOISE_RATE:
+        found.append(implausible_noise_message(noise_rate))
+    if relabels and strength < RELABEL_MIN_STRENGTH:
+        found.append(weak_relabel_message(strength))
+    return found
+
+
 def weak_relabel_message(strength: float) -> str:
     """One line for ``warnings`` when ``--fix relabel`` meets a proxy below
     ``RELABEL_MIN_STRENGTH``."""

@@ -33,15 +33,7 @@ from .detectors import (
     required_stages,
     run_detector,
 )
-from .diagnostics import (
-    MAX_PLAUSIBLE_NOISE_RATE,
-    RELABEL_MIN_STRENGTH,
-    implausible_noise_message,
-    proxy_strength,
-    weak_proxy,
-    weak_proxy_message,
-    weak_relabel_message,
-)
+from .diagnostics import proxy_strength, run_warnings, weak_proxy
 from .errors import ConfigError
 from .export import Manifest, export_cleaned, prepare_out, write_outputs
 from .features import encode
@@ -412,12 +404,7 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
     accuracy = round(float((record.proba.argmax(1) == record.labels).mean()), 4)
     noise_rate = round(record.noise_count / int(readable.sum()), 4)
     strength = proxy_strength(accuracy, noise_rate)
-    warnings = [weak_proxy_message(check)] if check["weak"] else []
-    if not check["weak"] and noise_rate > MAX_PLAUSIBLE_NOISE_RATE:
-        warnings.append(implausible_noise_message(noise_rate))
-    if (info["fix"] == "relabel" and info["export"] != "none" and not check["weak"]
-            and strength < RELABEL_MIN_STRENGTH):
-        warnings.append(weak_relabel_message(strength))
+    relabels = info["fix"] == "relabel" and info["export"] != "none"
     return {
         "version": __version__,
         "input": str(data.source),
@@ -469,7 +456,7 @@ def _summary(data, features, record, results, report, timings, **info) -> dict:
         "suggestions_backed": int((report["suggestion_backed"]
                                    & (report["issue"] == "mislabeled")).sum()),
         "seed": info["seed"],
-        "warnings": warnings,
+        "warnings": run_warnings(check, noise_rate, strength, relabels=relabels),
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
 

@@ -39,9 +39,9 @@ TABLE_SUFFIXES = TEXT_TABLE_SUFFIXES | {".parquet", ".pq"}
 # decimal mark (Excel in much of Europe); a tab; a pipe
 CSV_SEPARATORS = ",;\t|"
 _DECIMAL_COMMA = re.compile(r"\s*[-+]?\d*,?\d+(?:[eE][-+]?\d+)?\s*")
+LAYOUTS = ("image_folder", "image_labels", "table", "embeddings", "text")
 
 log = logging.getLogger(__name__)
-LAYOUTS = ("image_folder", "image_labels", "table", "embeddings", "text")
 
 
 @dataclass(frozen=True, eq=False)

@@ -35,6 +35,7 @@ from .errors import DatasetError
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 TEXT_TABLE_SUFFIXES = frozenset({".csv", ".tsv"})
 TABLE_SUFFIXES = TEXT_TABLE_SUFFIXES | {".parquet", ".pq"}
+WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls", ".ods"})
 # the field separators spreadsheets write: a comma; a semicolon where the comma is the
 # decimal mark (Excel in much of Europe); a tab; a pipe
 CSV_SEPARATORS = ",;\t|"
@@ -165,6 +166,9 @@ def _load(source: Path, labels_file: Path | None, label_column: str, path_column
             f"{source}: found {npys[0].name} but no labels file beside it. "
             "Add labels.csv with a label column or pass --labels FILE."
         )
+    workbooks = sorted(p for p in source.iterdir() if p.suffix.lower() in WORKBOOK_SUFFIXES)
+    if not tables and len(workbooks) == 1:
+        _refuse_workbook(workbooks[0])
     if len(tables) > 1:
         names = ", ".join(p.name for p in tables)
         raise DatasetError(
@@ -259,6 +263,8 @@ def _load_file(
                 "Add labels.csv with a label column or pass --labels FILE."
             )
         return _load_npy(path, labels_file, label_column, id_column)
+    if path.suffix.lower() in WORKBOOK_SUFFIXES:
+        _refuse_workbook(path)
     if path.suffix not in TABLE_SUFFIXES:
         raise DatasetError(
             f"{path.name}: not a dataset file. Pass a folder, or a .csv, .tsv, .parquet or .npy "
@@ -335,6 +341,11 @@ def _load_npy(path: Path, labels_file: Path, label_column: str, id_column: str |
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+def _refuse_workbook(path: Path) -> None:
+    raise DatasetError(f"{path.name}: a spreadsheet workbook, which is not read directly. "
+                       "Save the sheet as CSV (any separator) and pass that file.")
 
 
 def _row(path: Path, index: int) -> str:

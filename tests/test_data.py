@@ -127,6 +127,10 @@ def _infinite_npy_row(tmp_path):
     pd.DataFrame({"label": ["a", "b", "a"]}).to_csv(tmp_path / "labels.csv", index=False)
 
 
+def _workbook(tmp_path):
+    (tmp_path / "t.xlsx").write_bytes(b"PK\x03\x04")
+
+
 BAD_INPUTS = [
     (_one_class, "{root}: only one class ('cat') in the class folders. "
                  "Label noise needs at least two classes."),
@@ -143,6 +147,8 @@ BAD_INPUTS = [
     (_infinite_embedding, "emb.parquet row 1: embedding contains NaN or inf. "
                           "Fix or drop that row."),
     (_infinite_npy_row, "emb.npy row 2: embedding contains NaN or inf. Fix or drop that row."),
+    (_workbook, "t.xlsx: a spreadsheet workbook, which is not read directly. Save the sheet as "
+                "CSV (any separator) and pass that file."),
     (_text_only, "{root}: unknown dataset layout. Use class folders (DIR/<class>/<image>), "
                  "images with labels.csv, one CSV/Parquet table, or an .npy with labels.csv."),
 ]

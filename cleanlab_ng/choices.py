@@ -15,8 +15,9 @@ RECOV_RULES = ("structure", "count", "joint", "bound", "binomial", "gmm", "auto"
 RECOV_METRICS = ("class_margin", "accuracy")
 #: :func:`cleanlab_ng.features.encode`
 TABLE_FEATURES = ("auto", "linear", "kernel")
-#: :func:`cleanlab_ng.export.export_cleaned`: drop every flagged sample, or give the
-#: mislabeled ones their suggested label and drop only those no class explains
-FIX_MODES = ("remove", "relabel")
+#: :func:`cleanlab_ng.export.export_cleaned`: drop every flagged sample; give the
+#: mislabeled ones their suggested label and drop only the rest; or keep every sample and
+#: add the report's verdict to the table or labels file
+FIX_MODES = ("remove", "relabel", "mark")
 #: :func:`cleanlab_ng.export.export_cleaned`
 EXPORT_MODES = ("hardlink", "copy", "none")

@@ -102,6 +102,10 @@ class Manifest:
         atomic_write(self.path, lambda p: Path(p).write_text(text))
 
 
+# the report's verdict that ``--fix mark`` adds to the table or labels file
+MARK_COLUMNS = ("is_noisy", "issue", "noise_score", "suggested_label")
+
+
 def flagged_first(report: pd.DataFrame) -> pd.DataFrame:
     """The ``is_noisy`` rows, highest ``noise_score`` first: ``flagged.csv``'s order."""
     return report[report["is_noisy"]].sort_values("noise_score", ascending=False,
@@ -122,9 +126,23 @@ def write_outputs(out: Path, report: pd.DataFrame, summary: dict, manifest: Mani
         manifest.add(out / name)
 
 
+def check_markable(dataset: Dataset) -> None:
+    """Raise ConfigError unless ``--fix mark`` can add ``MARK_COLUMNS`` to the dataset's table
+    or labels file: there must be one, without columns of those names."""
+    if dataset.table is None:
+        raise ConfigError(f"--fix mark: {dataset.source} is "
+                          f"{dataset.layout.replace('_', ' ')} data, with no table or labels "
+                          "file to write the marks in. Use report.csv, or --fix remove.")
+    taken = [c for c in MARK_COLUMNS if c in dataset.table.columns]
+    if taken:
+        name = next(p.name for role, p in dataset.files.items() if role != "embeddings")
+        raise ConfigError(f"--fix mark: {name} already has a column '{taken[0]}', which the "
+                          "marks would overwrite. Rename it, or use --fix remove.")
+
+
 def export_cleaned(
     dataset: Dataset, keep: np.ndarray, out: Path, manifest: Manifest, *, mode: str = "hardlink",
-    labels: np.ndarray | None = None,
+    labels: np.ndarray | None = None, marks: pd.DataFrame | None = None,
 ) -> int:
     """Write ``out/cleaned``: the dataset in its own layout, only the rows in ``keep``.
 
@@ -134,6 +152,7 @@ def export_cleaned(
     (indices into the class names, default the given ones) relabels: a table's or labels
     file's label column gets the new class name, an image of a class folder moves to the
     new class's folder (``<stem>.from-<old class><suffix>`` where its name is taken there).
+    ``marks`` (one row per sample) are added as columns to the table or labels file.
     Returns the number of samples kept.
     """
     if mode not in EXPORT_MODES:
@@ -169,6 +188,8 @@ def export_cleaned(
                 frame[dataset.label_column] = frame[dataset.label_column].astype(object)
                 frame.iloc[changed, column] = names[labels[changed]]
                 frame[dataset.label_column] = frame[dataset.label_column].infer_objects()
+            if marks is not None:
+                frame = frame.assign(**{c: marks[c].to_numpy() for c in marks.columns})
             frame = frame.iloc[np.flatnonzero(keep)]
             atomic_write(dest, lambda p: _write_table(frame, p, dataset.table_format))
         manifest.add(dest)

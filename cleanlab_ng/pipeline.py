@@ -35,7 +35,14 @@ from .detectors import (
 )
 from .diagnostics import proxy_strength, run_warnings, weak_proxy
 from .errors import ConfigError
-from .export import Manifest, export_cleaned, prepare_out, write_outputs
+from .export import (
+    MARK_COLUMNS,
+    Manifest,
+    check_markable,
+    export_cleaned,
+    prepare_out,
+    write_outputs,
+)
 from .features import encode
 from .merge import build_report
 from .neighbours import REFEREE_NEIGHBOURS, feature_neighbours, label_disagreement
@@ -141,12 +148,13 @@ def clean(
     threads : int, default=None
         torch threads; default the cores available to this process.
     export : {"hardlink", "copy", "none"}, default="hardlink"
-    fix : {"remove", "relabel"}, default="remove"
-        What ``cleaned/`` does with the flagged samples: leaves them all out, or gives the
+    fix : {"remove", "relabel", "mark"}, default="remove"
+        What ``cleaned/`` does with the flagged samples: leaves them all out; gives the
         ``mislabeled`` ones their ``suggested_label`` where their nearest neighbours back it
         (``suggestion_backed``) and leaves out only the rest: the ``out_of_distribution``
         ones, those whose suggestion is not backed, and those whose suggestion is their
-        given label.
+        given label; or keeps every sample and adds the columns ``MARK_COLUMNS`` of the
+        report to the table or labels file (not for image class folders).
     overwrite : bool, default=False
         Allow writing into a non-empty OUT that holds no earlier run (nothing is deleted).
     on_progress : callable, default=None
@@ -170,6 +178,8 @@ def clean(
         data = load_dataset(dataset, labels=labels, label_column=label_column,
                             path_column=path_column, id_column=id_column,
                             text_column=text_column)
+        if fix == "mark":
+            check_markable(data)
         if finetune and data.image_paths is None:
             raise ConfigError(f"--finetune: {data.source} is a {data.layout.replace('_', ' ')}, "
                               "not images. Drop --finetune.")
@@ -309,8 +319,11 @@ def clean(
                        & report["suggestion_backed"].to_numpy())
             noisy = noisy & ~relabel
             new_labels = np.where(relabel, suggested, data.labels)
-        keep = ~noisy & readable
-        n_kept = export_cleaned(data, keep, out, manifest, mode=export, labels=new_labels)
+        keep, marks = ~noisy & readable, None
+        if fix == "mark":
+            keep, marks = np.ones_like(keep), report[list(MARK_COLUMNS)]
+        n_kept = export_cleaned(data, keep, out, manifest, mode=export, labels=new_labels,
+                                marks=marks)
         summary = _summary(data, features, record, results, report, timings, seed=seed,
                            input_hash=input_hash, names=names, merge=merge, n_kept=n_kept,
                            folds=folds, dynamics_runs=len(records),

@@ -118,9 +118,11 @@ def cli():
 @click.option("--export", "export_mode", type=click.Choice(EXPORT_MODES), default="hardlink",
               show_default=True, help="How cleaned/ gets the kept files.")
 @click.option("--fix", type=click.Choice(FIX_MODES), default="remove", show_default=True,
-              help="cleaned/ leaves out every flagged sample (remove), or gives the "
+              help="cleaned/ leaves out every flagged sample (remove); gives the "
                    "mislabeled ones their suggested label where their nearest neighbours "
-                   "back it and leaves out the rest (relabel).")
+                   "back it and leaves out the rest (relabel); or keeps every sample and adds "
+                   "is_noisy, issue, noise_score and suggested_label to the table or labels "
+                   "file (mark).")
 @click.option("--overwrite", is_flag=True,
               help="Write into a non-empty OUT not made by cleanlab-ng (deletes nothing).")
 @click.option("--fail-above", type=click.FloatRange(0, 1), default=None,

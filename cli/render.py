@@ -108,7 +108,8 @@ def summary_table(summary: dict, out: str) -> Table:
         # the rest of the mislabeled are left out: their neighbours do not back the suggestion
         relabelled = (f", {summary['relabelled']} of {summary['issues']['mislabeled']} "
                       "mislabeled relabelled")
-    table.caption = f"kept {summary['kept']} in cleaned/{relabelled} · {seconds}"
+    marked = ", flags in its table" if summary.get("fix") == "mark" else ""
+    table.caption = f"kept {summary['kept']} in cleaned/{relabelled}{marked} · {seconds}"
     return table
 
 

@@ -391,6 +391,32 @@ def test_fix_relabel_moves_mislabeled_images_to_their_suggested_class(tmp_path, 
     assert np.mean([true[s] == "flipped" for s in report.loc[moved, "sample_id"]]) > 0.7
 
 
+def test_fix_mark_keeps_every_row_and_adds_the_verdict(tmp_path, csv_table, image_folder):
+    path, frame, _ = csv_table
+    out = tmp_path / "out"
+    assert invoke("clean", path, "--out", out, "--fix", "mark", *FAST).exit_code == 0
+    report = pd.read_csv(out / "report.csv")
+    cleaned = pd.read_csv(out / "cleaned" / "digits.csv")
+    marks = ["is_noisy", "issue", "noise_score", "suggested_label"]
+    assert list(cleaned.columns) == [*frame.columns, *marks]
+    pd.testing.assert_frame_equal(cleaned[frame.columns], frame)
+    pd.testing.assert_frame_equal(cleaned[marks], report[marks])
+    assert report["is_noisy"].any()
+    # a class folder has no table to hold the marks: refused before any training
+    root, _, _ = image_folder
+    result = invoke("clean", root, "--out", tmp_path / "img", "--fix", "mark")
+    assert result.exit_code == 2 and not (tmp_path / "img").exists()
+    assert result.stderr == (f"error: --fix mark: {root} is image folder data, with no table or "
+                             "labels file to write the marks in. Use report.csv, or --fix "
+                             "remove.\n")
+    # nor does it overwrite a column of the user's
+    frame.rename(columns={"px0": "issue"}).to_csv(tmp_path / "taken.csv", index=False)
+    result = invoke("clean", tmp_path / "taken.csv", "--out", tmp_path / "t", "--fix", "mark")
+    assert result.exit_code == 2
+    assert result.stderr == ("error: --fix mark: taken.csv already has a column 'issue', which "
+                             "the marks would overwrite. Rename it, or use --fix remove.\n")
+
+
 def test_fix_relabel_rewrites_a_tables_label_column(tmp_path, csv_table, digits):
     path, frame, _ = csv_table
     _, true, given, _ = digits  # the rows of the table, in order

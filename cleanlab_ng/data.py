@@ -154,7 +154,7 @@ def _load(source: Path, labels_file: Path | None, label_column: str, path_column
         if path_column in head.columns:
             return _load_image_labels(source, labels_file, head, label_column, path_column)
         if len(npys) == 1:
-            return _load_npy(npys[0], labels_file, label_column, id_column)
+            return _load_npy(npys[0], labels_file, label_column, id_column, head)
     tables = sorted(p for p in source.iterdir() if p.suffix in TABLE_SUFFIXES and p.is_file())
     class_dirs = [d for d in sorted(source.iterdir()) if d.is_dir() and not d.name.startswith(".")]
     if class_dirs and any(_image_files(d) for d in class_dirs):
@@ -311,7 +311,9 @@ def _load_file(
     )
 
 
-def _load_npy(path: Path, labels_file: Path, label_column: str, id_column: str | None) -> Dataset:
+def _load_npy(path: Path, labels_file: Path, label_column: str, id_column: str | None,
+              frame: pd.DataFrame | None = None) -> Dataset:
+    """``frame``: the labels file, where the caller has read it already."""
     try:
         matrix = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -322,7 +324,7 @@ def _load_npy(path: Path, labels_file: Path, label_column: str, id_column: str |
             f"{path.name}: expected a 2-d numeric matrix, got shape {matrix.shape} "
             f"and dtype {matrix.dtype}. Save one row per sample."
         )
-    frame = _read_table(labels_file)
+    frame = _read_table(labels_file) if frame is None else frame
     _require_column(frame, label_column, labels_file, "--label-column")
     if len(frame) != len(matrix):
         raise DatasetError(

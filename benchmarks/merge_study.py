@@ -8,7 +8,8 @@ rule of ``cleanlab_ng.merge`` with the shipped count, and every count estimator 
 ``cleanlab_ng.noise_count``, and writes ``benchmarks/results/merge_study.md`` and ``.json``.
 Synthetic sets choose; real-noise sets only check. ``merge:overlap^p`` and
 ``merge:referee^p`` are those rules with the weights' power ``p``, the sweeps that chose
-``cleanlab_ng.merge.OVERLAP_POWER`` and ``REFEREE_POWER``.
+``cleanlab_ng.merge.OVERLAP_POWER`` and ``REFEREE_POWER``; ``merge:jury seat s`` is ``jury``
+with the referee's seat ``s``, the sweep that chose ``REFEREE_SEAT``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from cleanlab_ng.merge import (
     overlap_weights,
     rank_normalise,
     referee_weights,
+    seat_referee,
 )
 from cleanlab_ng.noise_count import W0, W1, estimate_noise_count
 
@@ -38,6 +40,7 @@ RESULTS = Path(__file__).parent / "results"
 DETECTORS = ("bmm", "recov", "late_stopping", "confidence_drop", "linear_separation")
 OVERLAP_POWERS = (1, 2, 4, 8, 16, 32, 64)  # the sweep behind merge.OVERLAP_POWER
 REFEREE_POWERS = (4, 8, 16, 32, 64)  # the sweep behind merge.REFEREE_POWER
+REFEREE_SEATS = (0.5, 1.0, 1.5, 2.0)  # the sweep behind merge.REFEREE_SEAT
 
 
 def kept_runs() -> list[tuple[str, str, pd.DataFrame, np.ndarray]]:
@@ -80,6 +83,10 @@ def study(runs: list) -> list[dict]:
         for power in REFEREE_POWERS:
             merged = referee_weights(ranks, referee, count, power) @ ranks
             rows.append({**base, "method": f"merge:referee^{power}",
+                         **score(wrong, flag_top(merged, count), merged)})
+        for seat in REFEREE_SEATS:
+            merged = seat_referee(referee_weights(ranks, referee, count), ranks, referee, seat)
+            rows.append({**base, "method": f"merge:jury seat {seat:g}",
                          **score(wrong, flag_top(merged, count), merged)})
     return rows
 

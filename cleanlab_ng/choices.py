@@ -8,7 +8,7 @@ scikit-learn or pandas; the modules that implement each choice take their names 
 #: :mod:`cleanlab_ng.detectors`
 DETECTOR_NAMES = ("bmm", "late_stopping", "recov", "confidence_drop", "linear_separation", "cl")
 #: :func:`cleanlab_ng.merge.merge_scores`
-MERGE_RULES = ("referee", "overlap", "agreement", "rank_mean", "vote")
+MERGE_RULES = ("jury", "referee", "overlap", "agreement", "rank_mean", "vote")
 #: :func:`cleanlab_ng.detectors.recov.detect`
 RECOV_RULES = ("structure", "count", "joint", "bound", "binomial", "gmm", "auto")
 #: :func:`cleanlab_ng.train.recov.train_recov`

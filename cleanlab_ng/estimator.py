@@ -29,7 +29,7 @@ class LabelIssueFinder(BaseEstimator):
     ----------
     detectors : str or list of str, default=None
         Detector names (``"bmm,late_stopping"``); None runs all of them.
-    merge : str, default="referee"
+    merge : str, default="jury"
         How the detectors are combined (:func:`cleanlab_ng.merge.merge_scores`).
     noise_rate : float, default=None
         Flag this fraction of the samples instead of the estimated number of wrong labels.
@@ -61,7 +61,7 @@ class LabelIssueFinder(BaseEstimator):
     >>> X_clean, y_clean = X[~finder.is_noisy_], y[~finder.is_noisy_]  # doctest: +SKIP
     """
 
-    def __init__(self, *, detectors=None, merge: str = "referee",
+    def __init__(self, *, detectors=None, merge: str = "jury",
                  noise_rate: float | None = None, table_features: str = "auto",
                  epochs: int = 40, folds: int = 5, recov_runs: int | None = None,
                  device: str = "auto", n_jobs: int | None = None, random_state: int = 0):

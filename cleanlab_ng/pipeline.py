@@ -76,7 +76,7 @@ def clean(
     id_column: str | None = None,
     text_column: str | None = None,
     detectors: str | list[str] | None = None,
-    merge: str = "referee",
+    merge: str = "jury",
     noise_rate: float | None = None,
     backbone: str | None = None,
     weights: str | Path | None = None,
@@ -111,7 +111,7 @@ def clean(
         Passed to :func:`cleanlab_ng.load_dataset`.
     detectors : str or list of str, default=None
         Names (``"bmm,late_stopping"``); None runs every registered detector.
-    merge : {"referee", "overlap", "agreement", "rank_mean", "vote"}, default="referee"
+    merge : {"jury", "referee", "overlap", "agreement", "rank_mean", "vote"}, default="jury"
         How the detectors are merged (:func:`cleanlab_ng.merge.merge_scores`).
     noise_rate : float, default=None
         Flag this fraction of samples instead of the estimated number of wrong labels.
@@ -297,7 +297,8 @@ def clean(
     # baselines (cl) get their report columns but never enter the merged verdict
     merged = [r for r in results if r.name not in BASELINES]
     with _timed(timings, "merge"):
-        # the referee the default merge weighs the detectors against; a column of every report
+        # the referee the default merge weighs the detectors against and seats among them; a
+        # column of every report
         # one neighbourhood for the referee and for backing the suggested labels
         around = feature_neighbours(Z, REFEREE_NEIGHBOURS, near)
         referee = label_disagreement(Z, y, REFEREE_NEIGHBOURS, around)

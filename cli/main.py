@@ -74,7 +74,7 @@ def cli():
                    "the columns as features.")
 @click.option("--detectors", type=DetectorList(), default=None,
               help=f"Comma-separated detectors [default: all: {','.join(DETECTOR_NAMES)}].")
-@click.option("--merge", type=click.Choice(MERGE_RULES), default="referee", show_default=True,
+@click.option("--merge", type=click.Choice(MERGE_RULES), default="jury", show_default=True,
               help="How the detectors' scores are combined: rank mean weighted by the overlap "
                    "of each detector's top with that of the neighbours' label disagreement, "
                    "or with the other detectors', by full-ranking agreement, plain rank "

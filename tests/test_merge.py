@@ -102,6 +102,22 @@ def test_referee_follows_the_detector_it_agrees_with_even_against_a_majority():
     np.testing.assert_array_equal(np.flatnonzero(flag), [2, 3])
 
 
+def test_jury_lifts_a_wrong_label_every_detector_ranks_below_a_clean_sample():
+    # samples 0 and 1 are wrong; both detectors rank the clean sample 2 above sample 1 (a
+    # blind spot they share), the referee ranks 1 first and 2 last. Weighing alone cannot
+    # help (the detectors tie), the referee's own seat can
+    a = _result("a", [0.9, 0.5, 0.6, 0.3, 0.2, 0.1])
+    b = _result("b", [0.9, 0.5, 0.6, 0.2, 0.3, 0.1])
+    referee = np.array([0.8, 0.9, 0.0, 0.1, 0.2, 0.3])
+    _, flag = merge_scores([a, b], n_flag=2, rule="referee", referee=referee)
+    np.testing.assert_array_equal(np.flatnonzero(flag), [0, 2])
+    score, flag = merge_scores([a, b], n_flag=2, rule="jury", referee=referee)
+    np.testing.assert_array_equal(np.flatnonzero(flag), [0, 1])
+    np.testing.assert_allclose(score[:3], [17 / 18, 14 / 18, 11 / 18])
+    with pytest.raises(ValueError, match="jury rule needs a referee"):
+        merge_scores([a, b], n_flag=2, rule="jury")
+
+
 def test_referee_weights_sharpen_and_fall_back_to_equal():
     ranks = np.array([[1, 2, 3, 4, 5, 6], [2, 1, 6, 3, 5, 4]]) / 6
     referee = np.array([1, 2, 3, 4, 5, 6.0])
@@ -114,20 +130,22 @@ def test_referee_weights_sharpen_and_fall_back_to_equal():
     np.testing.assert_allclose(referee_weights(ranks, -referee, 1), [0.5, 0.5])
 
 
-def test_referee_is_the_default_and_needs_a_referee():
+def test_jury_is_the_default_and_needs_a_referee():
     a = _result("a", [0.9, 0.8, 0.3, 0.1])
     b = _result("b", [0.8, 0.9, 0.2, 0.1])
     referee = np.array([0.5, 0.9, 0.1, 0.0])
-    np.testing.assert_allclose(merge_scores([a, b], n_flag=2, referee=referee)[0],
-                               merge_scores([a, b], n_flag=2, rule="referee",
-                                            referee=referee)[0])
+    default = merge_scores([a, b], n_flag=2, referee=referee)[0]
+    np.testing.assert_allclose(default, merge_scores([a, b], n_flag=2, rule="jury",
+                                                     referee=referee)[0])
+    assert not np.allclose(default, merge_scores([a, b], n_flag=2, rule="referee",
+                                                 referee=referee)[0])
     with pytest.raises(ValueError, match="referee"):
         merge_scores([a, b], n_flag=2)
 
 
 def test_unknown_rule():
-    with pytest.raises(ConfigError, match="unknown merge rule 'max'. Use one of: referee, "
-                                          "overlap, agreement, rank_mean, vote."):
+    with pytest.raises(ConfigError, match="unknown merge rule 'max'. Use one of: jury, "
+                                          "referee, overlap, agreement, rank_mean, vote."):
         merge_scores([_result("a", [0.1])], n_flag=0, rule="max")
 
 

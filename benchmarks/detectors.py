@@ -58,7 +58,8 @@ CIFAR = SHARED / "cifar10n"
 DETECTORS = "bmm,late_stopping,confidence_drop,linear_separation"
 MERGED = DETECTORS.split(",")
 NOISE_RATE = 0.2
-TRUE_COUNT = "merge: referee at the true count"
+DEFAULT_RULE = MERGE_RULES[0]
+TRUE_COUNT = f"merge: {DEFAULT_RULE} at the true count"
 CAT_DOG = (3, 5)
 OTHER_PAIRS = ((1, 9), (0, 2), (0, 3))  # automobile/truck, airplane/bird, airplane/cat
 PAIR_COLUMNS = ("held_out", "lsa_auroc_foreign", "foreign_ood_share",
@@ -250,7 +251,8 @@ def merge_rows(name: str, report: pd.DataFrame, truth: np.ndarray, n_flag: int) 
         rows.append({"set": name, "method": f"merge: {rule}", "auroc": float(
             roc_auc_score(truth, score)), **flag_metrics(truth, flag | ood)})
     # the default rule as if the estimated count were exact: what the count costs
-    _, flag = merge_scores(results, n_flag=int(truth.sum()), referee=referee)
+    _, flag = merge_scores(results, n_flag=int(truth.sum()), rule=DEFAULT_RULE,
+                           referee=referee)
     rows.append({"set": name, "method": TRUE_COUNT, "auroc": np.nan,
                  **flag_metrics(truth, flag | ood)})
     return rows

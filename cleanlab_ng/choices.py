@@ -7,7 +7,7 @@ scikit-learn or pandas; the modules that implement each choice take their names 
 #: every registered detector, in report order; each is the module of that name in
 #: :mod:`cleanlab_ng.detectors`
 DETECTOR_NAMES = ("bmm", "late_stopping", "recov", "confidence_drop", "linear_separation", "cl")
-#: :func:`cleanlab_ng.merge.merge_scores`
+#: :func:`cleanlab_ng.merge.merge_scores`, the default first
 MERGE_RULES = ("jury", "referee", "overlap", "agreement", "rank_mean", "vote")
 #: :func:`cleanlab_ng.detectors.recov.detect`
 RECOV_RULES = ("structure", "count", "joint", "bound", "binomial", "gmm", "auto")

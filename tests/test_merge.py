@@ -143,6 +143,22 @@ def test_jury_is_the_default_and_needs_a_referee():
         merge_scores([a, b], n_flag=2)
 
 
+def test_every_entry_point_defaults_to_the_first_listed_rule():
+    # benchmarks and --help read the default as MERGE_RULES[0]
+    import inspect
+
+    from cleanlab_ng import LabelIssueFinder, clean
+    from cleanlab_ng.choices import MERGE_RULES
+    from cli.main import clean as clean_command
+
+    assert inspect.signature(merge_scores).parameters["rule"].default == MERGE_RULES[0]
+    assert inspect.signature(build_report).parameters["rule"].default == MERGE_RULES[0]
+    assert inspect.signature(clean).parameters["merge"].default == MERGE_RULES[0]
+    assert LabelIssueFinder().merge == MERGE_RULES[0]
+    option = next(p for p in clean_command.params if p.name == "merge")
+    assert option.default == MERGE_RULES[0]
+
+
 def test_unknown_rule():
     with pytest.raises(ConfigError, match="unknown merge rule 'max'. Use one of: jury, "
                                           "referee, overlap, agreement, rank_mean, vote."):

@@ -116,9 +116,8 @@ def merge_scores(
         if referee is None:
             raise ValueError(f"the {rule} rule needs a referee score (label_disagreement)")
         weights = referee_weights(all_ranks, referee, n_flag)
-        ranks = weights @ all_ranks
-        if rule == "jury":
-            ranks = seat_referee(weights, all_ranks, referee)
+        ranks = (seat_referee(weights, all_ranks, referee) if rule == "jury"
+                 else weights @ all_ranks)
     if rule == "vote":
         votes = np.mean([r.flag for r in results], axis=0)
         # the rank mean only reorders samples with the same share of votes

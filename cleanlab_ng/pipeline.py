@@ -297,9 +297,8 @@ def clean(
     # baselines (cl) get their report columns but never enter the merged verdict
     merged = [r for r in results if r.name not in BASELINES]
     with _timed(timings, "merge"):
-        # the referee the default merge weighs the detectors against and seats among them; a
-        # column of every report
-        # one neighbourhood for the referee and for backing the suggested labels
+        # the referee the default merge weighs the detectors against and seats among them, a
+        # column of every report; one neighbourhood for it and for backing the suggestions
         around = feature_neighbours(Z, REFEREE_NEIGHBOURS, near)
         referee = label_disagreement(Z, y, REFEREE_NEIGHBOURS, around)
         report = build_report(data.sample_ids, data.labels, data.class_names, readable,

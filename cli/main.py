@@ -77,8 +77,10 @@ def cli():
 @click.option("--merge", type=click.Choice(MERGE_RULES), default="jury", show_default=True,
               help="How the detectors' scores are combined: rank mean weighted by the overlap "
                    "of each detector's top with that of the neighbours' label disagreement, "
-                   "or with the other detectors', by full-ranking agreement, plain rank "
-                   "mean, or majority vote of the detectors' flags.")
+                   "with that disagreement's own ranks as one more member (jury) or without "
+                   "(referee); weighted by the overlap with the other detectors' tops "
+                   "(overlap) or by full-ranking agreement (agreement); plain rank mean "
+                   "(rank_mean); or majority vote of the detectors' flags (vote).")
 @click.option("--noise-rate", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Flag this fraction instead of the estimated number of wrong labels.")
 @click.option("--backbone", default=None,

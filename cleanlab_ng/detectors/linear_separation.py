@@ -38,7 +38,10 @@ sample's neighbourhood is never all foreign. ``separation="hyperplane"`` is the 
 advises). With ``--finetune`` the losses come from the fine-tuned network but the embedding
 stays the frozen one: the network's own pooled features at its read epoch, the closest we
 have to the paper's setting, separated the foreign images worse (AUROC 0.932 against 0.970
-from the same run's losses, ``benchmarks/results/finetune_embedding.md``).
+from the same run's losses, ``benchmarks/results/finetune_embedding.md``). The paper reads
+an intermediate block of its self-supervised network; of a frozen ImageNet one the
+intermediate blocks separate the foreign images worse than the last layer on every pair
+measured (``benchmarks/results/ood_features.md``), so the last layer it is.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ itself. ``clean`` reads the pooled output of the last layer of a frozen ImageNet
 This measures, on the (b) folder of ``benchmarks/detectors.py`` (two CIFAR-10 classes
 scattered into the other eight, 10 % of the rest flipped), the pooled outputs of blocks
 3, 4 and 5 of EfficientNet-Lite0 (80, 112, 192 channels), the last layer (1280), the last
-layer averaged over a horizontal flip of the image, and concatenations of them
-(each part L2-normalised), by:
+layer averaged over a horizontal flip of the image, and concatenations of them (each
+part L2-normalised and z-scored, as LSA processes features), by:
 
 - the supervised ceiling of ``benchmarks/detectors.py``: logistic regression (C = 0.001)
   trained on the *true* foreign labels, 5-fold cross-fitted; its AUROC and how many

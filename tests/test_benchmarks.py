@@ -102,6 +102,22 @@ def test_supervised_ceiling_counts_in_distribution_samples_at_80_percent_recall(
                                                           "in_distribution_at_80pct": 270}
 
 
+def test_ood_feature_sets_average_the_flip_and_join_normalised_parts():
+    from benchmarks.ood_features import feature_sets
+    from cleanlab_ng.neighbours import normalise_features
+
+    rng = np.random.default_rng(0)
+    blocks = {name: rng.normal(size=(5, width)) for name, width in
+              [("block 3", 2), ("block 4", 3), ("block 5", 4), ("last", 6), ("last, flipped", 6)]}
+    sets = feature_sets(blocks)
+    assert "last, flipped" not in sets
+    np.testing.assert_allclose(sets["last, flip-averaged"],
+                               (blocks["last"] + blocks["last, flipped"]) / 2)
+    joined = sets["blocks 4, 5 + last"]
+    assert joined.shape == (5, 13)
+    for part, name in zip(np.split(joined, [3, 7], axis=1), ["block 4", "block 5", "last"]):
+        np.testing.assert_allclose(part, normalise_features(blocks[name]))  # each on its own
+
 def test_ood_folder_scatters_two_classes_and_flips_a_tenth_of_the_rest():
     from benchmarks.detectors import ood_folder
 

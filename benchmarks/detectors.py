@@ -440,18 +440,24 @@ def pair_name(held_out: tuple[int, int]) -> str:
 
 # ---------------------------------------------------------------- main
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_cifar_args(module: str, doc: str, argv, *flags: str) -> tuple[argparse.Namespace, str]:
+    """The options of a benchmark on the CIFAR-10N images (``--threads``, ``--n-cifar`` and
+    the boolean ``flags``), with torch's threads pinned; and the command line as run."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--n-cifar", type=int, default=10000)
-    parser.add_argument("--skip-ood", action="store_true")
+    for flag in flags:
+        parser.add_argument(flag, action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
     torch.set_num_threads(args.threads)
-    command = "python -m benchmarks.detectors " + " ".join(argv if argv is not None
-                                                           else sys.argv[1:])
+    return args, f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
+def main(argv=None) -> None:
+    args, command = parse_cifar_args("benchmarks.detectors", __doc__, argv, "--skip-ood")
     commit = current_commit()
     # a kept work folder: a rerun updates each OUT in place and reuses its features and
     # training record (keyed by the input's content hash, the options and the training code)

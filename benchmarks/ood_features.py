@@ -33,8 +33,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from benchmarks.detectors import (
     CACHE,
@@ -43,6 +41,7 @@ from benchmarks.detectors import (
     RESULTS,
     cifar_labels,
     cost_at_80pct,
+    linear_ceiling,
     load_record,
     ood_experiment,
     ood_folder,
@@ -105,14 +104,6 @@ def feature_sets(blocks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return sets
 
 
-def ceiling(Z: np.ndarray, foreign: np.ndarray) -> dict:
-    """detectors.py's supervised ceiling: logistic regression on the true foreign labels."""
-    score = cross_val_predict(
-        LogisticRegression(C=0.001, max_iter=1000), normalise_features(Z), foreign,
-        cv=StratifiedKFold(5, shuffle=True, random_state=0), method="predict_proba")[:, 1]
-    return cost_at_80pct(foreign, score)
-
-
 def main(argv=None) -> None:
     args, command = parse_cifar_args("benchmarks.ood_features", __doc__, argv)
     commit = current_commit()
@@ -122,22 +113,22 @@ def main(argv=None) -> None:
     embedding = ("blocks read from the cache" if cached
                  else f"blocks embedded in {time.perf_counter() - t0:.0f} s")
     labels = cifar_labels(args.n_cifar)["true_label"].to_numpy()
+    folders = {pair: ood_folder(labels, pair) for pair in (CAT_DOG, *OTHER_PAIRS)}
     rows = []
-    for held_out in (CAT_DOG, *OTHER_PAIRS):
-        folder = ood_folder(labels, held_out)
+    for held_out, folder in folders.items():
         foreign = np.isin(folder.order, folder.foreign)
         for name, Z in sets.items():
             rows.append({"held_out": pair_name(held_out), "features": name,
-                         "width": Z.shape[1], **ceiling(Z[folder.order], foreign)})
+                         "width": Z.shape[1], **linear_ceiling(Z[folder.order], foreign)})
     # the (b) run itself (kept in detectors.py's work folder): its losses and labels, each
     # feature set in place of the run's own for the neighbourhoods
     work = CACHE / "runs"
     ood_experiment(work, args.n_cifar, args.threads, CAT_DOG, detail=False)
-    out = work / "out-ood-3-5"
+    out = work / f"out-ood-{CAT_DOG[0]}-{CAT_DOG[1]}"  # where ood_experiment writes it
     report = pd.read_csv(out / "report.csv")
     names, given = np.unique(report["given_label"].astype(str), return_inverse=True)
     record = load_record(out, given, len(names))
-    folder = ood_folder(labels, CAT_DOG)
+    folder = folders[CAT_DOG]
     foreign = np.isin(folder.order, folder.foreign)
     unsupervised = []
     for name, Z in sets.items():

@@ -118,6 +118,7 @@ def test_ood_feature_sets_average_the_flip_and_join_normalised_parts():
     for part, name in zip(np.split(joined, [3, 7], axis=1), ["block 4", "block 5", "last"]):
         np.testing.assert_allclose(part, normalise_features(blocks[name]))  # each on its own
 
+
 def test_ood_folder_scatters_two_classes_and_flips_a_tenth_of_the_rest():
     from benchmarks.detectors import ood_folder
 
